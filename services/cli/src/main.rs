@@ -1,1 +1,40 @@
-fn main() {}
+//! `meshwatch`: the command-line entry point (ARCHITECTURE.md §2, services/cli).
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+/// Meshwatch: anomalies and forecasts from the OpenTelemetry traces a microservice system emits.
+#[derive(Debug, Parser)]
+#[command(name = "meshwatch", version, about, long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Build graph snapshots from OTLP trace files, with the ingest's own graph code.
+    Snapshot(meshwatch_cli::snapshot::SnapshotArgs),
+    /// Benchmarks of the hot paths.
+    #[command(subcommand)]
+    Bench(meshwatch_cli::bench::BenchCommand),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Snapshot(args) => meshwatch_cli::snapshot::run(&args).map(|_| ()),
+        Command::Bench(cmd) => meshwatch_cli::bench::run(&cmd),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("meshwatch: error: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

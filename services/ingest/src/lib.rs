@@ -1,1 +1,197 @@
-//! placeholder
+//! Meshwatch ingest: OTLP traces in (gRPC :4317, HTTP :4318), one graph snapshot per graph and
+//! window out, on NATS JetStream (ARCHITECTURE.md §1, §3, §6, §8).
+//!
+//! Receivers ([`grpc`], [`http`]) hand request bodies to the aggregation thread ([`pipeline`]),
+//! which decodes them zero-copy, pairs spans and closes windows with `meshwatch-graph`, and
+//! passes closed snapshots to a bounded, retrying publish buffer in front of JetStream.
+//! SIGTERM: not ready → stop intake → flush open windows → publish → exit.
+
+pub mod config;
+pub mod decompress;
+pub mod error;
+pub mod grpc;
+pub mod http;
+pub mod metrics;
+pub mod pipeline;
+pub mod retry_info;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Instant;
+
+use meshwatch_bus::{BufferedPublisher, JetStreamSink, SnapshotSink};
+use meshwatch_runtime::{Shutdown, bind_admin, serve_admin};
+use tokio::net::TcpListener;
+
+pub use config::IngestConfig;
+pub use error::{IngestError, RequestError};
+
+/// Where a started ingest listens.
+#[derive(Debug, Clone, Copy)]
+pub struct Running {
+    pub grpc: Option<SocketAddr>,
+    pub http: Option<SocketAddr>,
+    pub admin: SocketAddr,
+}
+
+async fn bind(what: &'static str, addr: SocketAddr) -> Result<TcpListener, IngestError> {
+    TcpListener::bind(addr)
+        .await
+        .map_err(|source| IngestError::Bind { what, addr, source })
+}
+
+fn local(
+    what: &'static str,
+    listener: &TcpListener,
+    addr: SocketAddr,
+) -> Result<SocketAddr, IngestError> {
+    listener
+        .local_addr()
+        .map_err(|source| IngestError::Bind { what, addr, source })
+}
+
+/// Starts the ingest: binds every listener (failing fast), spawns its named tasks on
+/// `shutdown`, and returns where it listens. The service runs until `shutdown` fires and drains
+/// within `config.shutdown.grace`.
+pub async fn run(config: IngestConfig, shutdown: &Shutdown) -> Result<Running, IngestError> {
+    let metrics = metrics::Metrics::register()?;
+    meshwatch_runtime::metrics::set_build_info("ingest", env!("CARGO_PKG_VERSION"))?;
+    if let Err(error) = meshwatch_bus::metrics::register(meshwatch_runtime::metrics::registry()) {
+        // Already registered by an earlier run in this process.
+        tracing::debug!(%error, "bus metrics registration");
+    }
+    let readiness = shutdown.readiness().clone();
+    let nats_ready = readiness.register("nats");
+    let intake_ready = readiness.register("listening");
+
+    let admin_listener = bind_admin(config.admin.listen)
+        .await
+        .map_err(|e| IngestError::Config(e.to_string()))?;
+    let admin = local("admin", &admin_listener, config.admin.listen)?;
+    let grpc_listener = match config.otlp.grpc_enabled {
+        true => Some(bind("otlp grpc", config.otlp.grpc_listen).await?),
+        false => None,
+    };
+    let http_listener = match config.otlp.http_enabled {
+        true => Some(bind("otlp http", config.otlp.http_listen).await?),
+        false => None,
+    };
+    let running = Running {
+        grpc: grpc_listener
+            .as_ref()
+            .map(|l| local("otlp grpc", l, config.otlp.grpc_listen))
+            .transpose()?,
+        http: http_listener
+            .as_ref()
+            .map(|l| local("otlp http", l, config.otlp.http_listen))
+            .transpose()?,
+        admin,
+    };
+
+    // Connects in the background: the ingest accepts (and buffers) while NATS is unreachable.
+    let sink = Arc::new(JetStreamSink::start(&config.nats).await?);
+    let publisher = Arc::new(BufferedPublisher::spawn(
+        Arc::clone(&sink) as Arc<dyn SnapshotSink>,
+        config.buffer.clone(),
+    ));
+    let (pipeline, worker) =
+        pipeline::Pipeline::start(&config, Arc::clone(&publisher), metrics.clone())?;
+    let pipeline = Arc::new(pipeline);
+
+    let admin_token = shutdown.drained_token();
+    let admin_readiness = readiness.clone();
+    shutdown.spawn("admin", async move {
+        serve_admin(admin_listener, admin_readiness, admin_token).await
+    });
+    let watch = shutdown.child_token();
+    shutdown.spawn("nats-readiness", async move {
+        // Ready while connected with the streams in place; not ready while disconnected.
+        loop {
+            nats_ready.set(sink.is_connected() && sink.streams_ensured());
+            tokio::select! {
+                () = watch.cancelled() => return Ok::<(), IngestError>(()),
+                () = tokio::time::sleep(std::time::Duration::from_millis(250)) => {}
+            }
+        }
+    });
+
+    let intake = shutdown.child_token();
+    let mut servers = Vec::new();
+    if let Some(listener) = grpc_listener {
+        let service = grpc::TraceGrpc::new(
+            Arc::clone(&pipeline),
+            metrics.clone(),
+            config.otlp.max_request_bytes,
+        );
+        let token = intake.clone();
+        servers.push(tokio::spawn(async move {
+            let result = tonic::transport::Server::builder()
+                .add_service(service)
+                .serve_with_incoming_shutdown(
+                    tonic::transport::server::TcpIncoming::from(listener),
+                    token.cancelled_owned(),
+                )
+                .await;
+            if let Err(error) = result {
+                tracing::error!(%error, "otlp grpc server failed");
+            }
+        }));
+    }
+    if let Some(listener) = http_listener {
+        let app = http::router(
+            Arc::clone(&pipeline),
+            metrics.clone(),
+            config.otlp.max_request_bytes,
+            config.otlp.max_decompressed_bytes,
+        );
+        let token = intake.clone();
+        servers.push(tokio::spawn(async move {
+            let result = axum::serve(listener, app)
+                .with_graceful_shutdown(token.cancelled_owned())
+                .await;
+            if let Err(error) = result {
+                tracing::error!(%error, "otlp http server failed");
+            }
+        }));
+    }
+    intake_ready.set(true);
+    tracing::info!(grpc = ?running.grpc, http = ?running.http, admin = %running.admin, "ingest started");
+
+    let grace = config.shutdown.grace;
+    let root = shutdown.token();
+    shutdown.spawn("drain", async move {
+        root.cancelled().await;
+        let deadline = Instant::now() + grace.mul_f64(0.9);
+        tracing::info!("draining: intake stopped, flushing open windows");
+        // In-flight requests finish first (their replies wait on the aggregation thread).
+        let half = grace.mul_f64(0.4);
+        for server in servers {
+            if tokio::time::timeout(half, server).await.is_err() {
+                tracing::warn!("a receiver did not stop in time");
+            }
+        }
+        let held = pipeline.flush(deadline).await;
+        let unflushed = publisher
+            .flush(tokio::time::Instant::from_std(deadline))
+            .await;
+        drop(pipeline);
+        let _ = tokio::task::spawn_blocking(move || worker.join()).await;
+        match (held, unflushed) {
+            (0, Ok(())) => {
+                tracing::info!("drained: every snapshot published");
+                Ok(())
+            }
+            (held, result) => {
+                let unpublished = held + result.err().map_or(0, |u| u.remaining);
+                tracing::error!(
+                    unpublished,
+                    "shutdown deadline passed with snapshots unpublished"
+                );
+                Err(IngestError::Config(format!(
+                    "{unpublished} snapshots unpublished at shutdown"
+                )))
+            }
+        }
+    });
+    Ok(running)
+}

@@ -21,7 +21,9 @@ use rustc_hash::FxHashMap;
 use crate::config::{AggregatorConfig, truncate_name};
 use crate::pairing::{CallerEntry, ChildEntry, Key, PairingStore, Side, key};
 use crate::snapshot::{ConnectionType, GraphSnapshot, IngestStats, NodeKind};
-use crate::span::{DecodedTraces, RejectReason, STATUS_CODE_ERROR, SpanAttrs, SpanIds, SpanKind, SpanView};
+use crate::span::{
+    DecodedTraces, RejectReason, STATUS_CODE_ERROR, SpanAttrs, SpanIds, SpanKind, SpanView,
+};
 use crate::window::{Interner, NodeId, PendingRef, USER_NODE, WindowAcc, window_start};
 
 /// What one [`Aggregator::ingest`] call did with the spans it was given.
@@ -57,7 +59,10 @@ impl IngestReport {
             }
         }
         if let Some((index, reason)) = self.first_rejection {
-            parts.push(format!("first rejected span at index {index} ({})", reason.as_str()));
+            parts.push(format!(
+                "first rejected span at index {index} ({})",
+                reason.as_str()
+            ));
         }
         if self.late > 0 {
             parts.push(format!(
@@ -218,7 +223,9 @@ impl Aggregator {
             let Some(&(slot, service, folded)) = slots.get(span.resource as usize) else {
                 // A decoder bug would land here; count it rather than panic.
                 report.rejected_by_reason[0] += 1;
-                report.first_rejection.get_or_insert((index, RejectReason::InvalidTraceId));
+                report
+                    .first_rejection
+                    .get_or_insert((index, RejectReason::InvalidTraceId));
                 continue;
             };
             self.touched[slot] = true;
@@ -234,7 +241,7 @@ impl Aggregator {
                     report.first_rejection.get_or_insert((index, reason));
                 }
                 Ok(ids) => {
-                    if graph.ingest_span(&self.cfg, span, ids, service, folded) {
+                    if graph.ingest_span(&self.cfg, span, ids, service, folded, now_ms) {
                         report.accepted += 1;
                     } else {
                         report.late += 1;
@@ -263,9 +270,9 @@ impl Aggregator {
     /// `idle_flush_ms` of wall time.
     pub fn tick(&mut self, now_ms: i64, out: &mut Vec<GraphSnapshot>) {
         for graph in &mut self.graphs {
-            let idle = graph
-                .last_arrival_wall_ms
-                .is_none_or(|last| now_ms.saturating_sub(last) >= i64::from(self.cfg.idle_flush_ms));
+            let idle = graph.last_arrival_wall_ms.is_none_or(|last| {
+                now_ms.saturating_sub(last) >= i64::from(self.cfg.idle_flush_ms)
+            });
             if idle && !graph.windows.is_empty() {
                 graph.close_until(&self.cfg, &self.producer, now_ms, out);
             }
@@ -301,7 +308,13 @@ impl GraphState {
                 .closed_until
                 .max(start.saturating_add(i64::from(cfg.window_ms)));
             let carried = std::mem::take(&mut self.carried);
-            out.push(window.into_snapshot(&self.name, cfg.window_ms, &self.interner, producer, &carried));
+            out.push(window.into_snapshot(
+                &self.name,
+                cfg.window_ms,
+                &self.interner,
+                producer,
+                &carried,
+            ));
         }
     }
 
@@ -354,7 +367,13 @@ impl GraphState {
     }
 
     /// Interns a virtual node `prefix[/suffix]`.
-    fn virtual_node(&mut self, kind: NodeKind, prefix: &str, suffix: Option<&str>, max: usize) -> NodeId {
+    fn virtual_node(
+        &mut self,
+        kind: NodeKind,
+        prefix: &str,
+        suffix: Option<&str>,
+        max: usize,
+    ) -> NodeId {
         self.scratch.clear();
         self.scratch.push_str(prefix);
         if let Some(s) = suffix.filter(|s| !s.is_empty()) {
@@ -377,10 +396,19 @@ impl GraphState {
         ids: SpanIds,
         service: NodeId,
         folded: bool,
+        now_ms: Option<i64>,
     ) -> bool {
         let end_ms = i64::try_from(span.end_time_unix_nano / 1_000_000).unwrap_or(i64::MAX);
         let win = window_start(end_ms, cfg.window_ms);
-        if win < self.closed_until {
+        // Late: its window was emitted, or would already be closed by the watermark.
+        let watermark = match now_ms {
+            Some(now) => self.max_event_ms.min(now),
+            None => self.max_event_ms,
+        };
+        let closes_at = win
+            .saturating_add(i64::from(cfg.window_ms))
+            .saturating_add(i64::from(cfg.allowed_lateness_ms));
+        if win < self.closed_until || closes_at <= watermark {
             self.carried.late += 1;
             return false;
         }
@@ -388,7 +416,10 @@ impl GraphState {
         let kind = SpanKind::from_otlp(span.kind);
         let duration_ms = (span.end_time_unix_nano - span.start_time_unix_nano) as f64 / 1e6;
         let error = span.status_code == STATUS_CODE_ERROR;
-        let window = self.windows.entry(win).or_insert_with(|| WindowAcc::new(win));
+        let window = self
+            .windows
+            .entry(win)
+            .or_insert_with(|| WindowAcc::new(win));
         window.stats.spans += 1;
         window.stats.overflow_services += u64::from(folded);
         window.node(service).spans += 1;
@@ -402,7 +433,9 @@ impl GraphState {
             window: win,
         };
         match kind {
-            SpanKind::Client | SpanKind::Producer => self.caller_span(cfg, &span.attrs, ids, side, kind),
+            SpanKind::Client | SpanKind::Producer => {
+                self.caller_span(cfg, &span.attrs, ids, side, kind)
+            }
             SpanKind::Server | SpanKind::Consumer => {
                 self.window(win).node(service).request(duration_ms, error);
                 self.callee_role(cfg, &span.attrs, ids, side, kind);
@@ -416,11 +449,20 @@ impl GraphState {
     }
 
     fn window(&mut self, start: i64) -> &mut WindowAcc {
-        self.windows.entry(start).or_insert_with(|| WindowAcc::new(start))
+        self.windows
+            .entry(start)
+            .or_insert_with(|| WindowAcc::new(start))
     }
 
     /// A client or producer span.
-    fn caller_span(&mut self, cfg: &AggregatorConfig, attrs: &SpanAttrs<'_>, ids: SpanIds, side: Side, kind: SpanKind) {
+    fn caller_span(
+        &mut self,
+        cfg: &AggregatorConfig,
+        attrs: &SpanAttrs<'_>,
+        ids: SpanIds,
+        side: Side,
+        kind: SpanKind,
+    ) {
         self.window(side.window)
             .node(side.service)
             .out_call(side.duration_ms, side.error);
@@ -453,7 +495,13 @@ impl GraphState {
     }
 
     /// The caller role of a span without a kind: it may be the parent of other services' spans.
-    fn unkinded_caller_role(&mut self, cfg: &AggregatorConfig, attrs: &SpanAttrs<'_>, ids: SpanIds, side: Side) {
+    fn unkinded_caller_role(
+        &mut self,
+        cfg: &AggregatorConfig,
+        attrs: &SpanAttrs<'_>,
+        ids: SpanIds,
+        side: Side,
+    ) {
         if attrs.db_system.is_some() {
             self.window(side.window)
                 .node(side.service)
@@ -489,12 +537,24 @@ impl GraphState {
     }
 
     /// The callee role of a server/consumer span or a span without a kind.
-    fn callee_role(&mut self, cfg: &AggregatorConfig, attrs: &SpanAttrs<'_>, ids: SpanIds, side: Side, kind: SpanKind) {
+    fn callee_role(
+        &mut self,
+        cfg: &AggregatorConfig,
+        attrs: &SpanAttrs<'_>,
+        ids: SpanIds,
+        side: Side,
+        kind: SpanKind,
+    ) {
         let Some(parent) = ids.parent_span_id else {
             // A root span: called from outside.
             let (caller, connection_type) = match attrs.messaging_system {
                 Some(system) if kind == SpanKind::Consumer => (
-                    self.virtual_node(NodeKind::Messaging, system, attrs.messaging_destination, cfg.max_name_bytes),
+                    self.virtual_node(
+                        NodeKind::Messaging,
+                        system,
+                        attrs.messaging_destination,
+                        cfg.max_name_bytes,
+                    ),
                     ConnectionType::Messaging,
                 ),
                 _ => (self.user_node(), ConnectionType::Entry),
@@ -502,9 +562,17 @@ impl GraphState {
             let overflow = self.interner.overflow();
             let window = self.window(side.window);
             if !side.kinded {
-                window.node(side.service).request(side.duration_ms, side.error);
+                window
+                    .node(side.service)
+                    .request(side.duration_ms, side.error);
             }
-            let edge = window.edge(caller, side.service, connection_type, cfg.max_edges_per_window, overflow);
+            let edge = window.edge(
+                caller,
+                side.service,
+                connection_type,
+                cfg.max_edges_per_window,
+                overflow,
+            );
             edge.calls += 1;
             edge.errors += u64::from(side.error);
             edge.server_latency.add(side.duration_ms);
@@ -534,11 +602,16 @@ impl GraphState {
             side,
         };
         match self.store.insert_orphan(pk, child) {
-            Ok(()) => self.window(side.window).pending.push(PendingRef::Orphan(pk, ids.span_id)),
+            Ok(()) => self
+                .window(side.window)
+                .pending
+                .push(PendingRef::Orphan(pk, ids.span_id)),
             Err(_) => {
                 let window = self.window(side.window);
                 if !side.kinded {
-                    window.node(side.service).request(side.duration_ms, side.error);
+                    window
+                        .node(side.service)
+                        .request(side.duration_ms, side.error);
                 }
                 window.stats.dropped += 1;
             }
@@ -549,7 +622,8 @@ impl GraphState {
     /// `false` when it is internal to one service.
     fn resolve(&mut self, cfg: &AggregatorConfig, caller: Side, callee: Side) -> bool {
         let cross = caller.service != callee.service;
-        if !cross && !(caller.kinded && callee.kinded) {
+        let kinded_pair = caller.kinded && callee.kinded;
+        if !(cross || kinded_pair) {
             return false;
         }
         let connection_type = if caller.messaging || callee.messaging {
@@ -560,7 +634,13 @@ impl GraphState {
         let gap = caller.duration_ms - callee.duration_ms;
         let overflow = self.interner.overflow();
         let window = self.window(callee.window);
-        let edge = window.edge(caller.service, callee.service, connection_type, cfg.max_edges_per_window, overflow);
+        let edge = window.edge(
+            caller.service,
+            callee.service,
+            connection_type,
+            cfg.max_edges_per_window,
+            overflow,
+        );
         edge.calls += 1;
         edge.errors += u64::from(caller.error || callee.error);
         edge.paired_calls += 1;
@@ -593,7 +673,13 @@ impl GraphState {
         );
         let overflow = self.interner.overflow();
         let window = self.window(side.window);
-        let edge = window.edge(side.service, db, ConnectionType::Database, cfg.max_edges_per_window, overflow);
+        let edge = window.edge(
+            side.service,
+            db,
+            ConnectionType::Database,
+            cfg.max_edges_per_window,
+            overflow,
+        );
         edge.calls += 1;
         edge.errors += u64::from(side.error);
         edge.client_latency.add(side.duration_ms);
@@ -602,9 +688,19 @@ impl GraphState {
     }
 
     /// The callee an unpaired client span falls back to, from its attributes.
-    fn virtual_callee(&mut self, cfg: &AggregatorConfig, attrs: &SpanAttrs<'_>, messaging: bool) -> Option<(NodeId, ConnectionType)> {
+    fn virtual_callee(
+        &mut self,
+        cfg: &AggregatorConfig,
+        attrs: &SpanAttrs<'_>,
+        messaging: bool,
+    ) -> Option<(NodeId, ConnectionType)> {
         if messaging && let Some(system) = attrs.messaging_system {
-            let node = self.virtual_node(NodeKind::Messaging, system, attrs.messaging_destination, cfg.max_name_bytes);
+            let node = self.virtual_node(
+                NodeKind::Messaging,
+                system,
+                attrs.messaging_destination,
+                cfg.max_name_bytes,
+            );
             return Some((node, ConnectionType::Messaging));
         }
         let peer = attrs.peer_service.or(attrs.server_address)?;

@@ -58,10 +58,16 @@ impl AggregatorConfig {
     pub fn validate(&self) -> Vec<String> {
         let mut problems = Vec::new();
         if self.window_ms < 1_000 {
-            problems.push(format!("window must be at least 1s (got {} ms)", self.window_ms));
+            problems.push(format!(
+                "window must be at least 1s (got {} ms)",
+                self.window_ms
+            ));
         }
         if self.window_ms > 3_600_000 {
-            problems.push(format!("window must be at most 1h (got {} ms)", self.window_ms));
+            problems.push(format!(
+                "window must be at most 1h (got {} ms)",
+                self.window_ms
+            ));
         }
         if self.allowed_lateness_ms > 3_600_000 {
             problems.push("allowed lateness must be at most 1h".to_owned());
@@ -70,7 +76,10 @@ impl AggregatorConfig {
             problems.push("max_pending_spans must be positive".to_owned());
         }
         if self.max_nodes_per_graph < 3 {
-            problems.push("max_nodes_per_graph must be at least 3 (overflow and user are reserved)".to_owned());
+            problems.push(
+                "max_nodes_per_graph must be at least 3 (overflow and user are reserved)"
+                    .to_owned(),
+            );
         }
         if self.max_edges_per_window < 1 {
             problems.push("max_edges_per_window must be positive".to_owned());

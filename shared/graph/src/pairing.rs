@@ -14,8 +14,8 @@
 use rustc_hash::FxHashMap;
 use smallvec::SmallVec;
 
-use crate::window::NodeId;
 use crate::snapshot::ConnectionType;
+use crate::window::NodeId;
 
 /// `(trace id, span id)` packed for fast hashing.
 pub(crate) type Key = (u128, u64);
@@ -102,7 +102,11 @@ impl PairingStore {
         removed
     }
 
-    pub(crate) fn insert_caller(&mut self, key: Key, entry: CallerEntry) -> Result<(), StoreRefusal> {
+    pub(crate) fn insert_caller(
+        &mut self,
+        key: Key,
+        entry: CallerEntry,
+    ) -> Result<(), StoreRefusal> {
         if self.len >= self.limit {
             return Err(StoreRefusal::Full);
         }
@@ -125,7 +129,11 @@ impl PairingStore {
         taken
     }
 
-    pub(crate) fn insert_orphan(&mut self, parent: Key, child: ChildEntry) -> Result<(), StoreRefusal> {
+    pub(crate) fn insert_orphan(
+        &mut self,
+        parent: Key,
+        child: ChildEntry,
+    ) -> Result<(), StoreRefusal> {
         if self.len >= self.limit {
             return Err(StoreRefusal::Full);
         }

@@ -190,7 +190,8 @@ impl Sketch {
         if other.count == 0 {
             return Ok(());
         }
-        if (self.alpha - other.alpha).abs() > 1e-12 || (self.min_value - other.min_value).abs() > 1e-15
+        if (self.alpha - other.alpha).abs() > 1e-12
+            || (self.min_value - other.min_value).abs() > 1e-15
         {
             return Err(SketchError::AlphaMismatch {
                 left: self.alpha,
@@ -291,7 +292,10 @@ mod tests {
         for q in [0.0, 0.5, 0.9, 0.95, 0.99, 1.0] {
             let got = s.quantile(q).expect("not empty");
             let want = exact_quantile(&values, q);
-            assert!((got - want).abs() <= want * DEFAULT_ALPHA + 1e-9, "q={q} got={got} want={want}");
+            assert!(
+                (got - want).abs() <= want * DEFAULT_ALPHA + 1e-9,
+                "q={q} got={got} want={want}"
+            );
         }
         assert_eq!(s.count, 10_000);
     }
@@ -327,7 +331,10 @@ mod tests {
         let mut b = Sketch::new(0.02, DEFAULT_MIN_VALUE);
         b.add(1.0);
         a.add(1.0);
-        assert!(matches!(a.merge(&b), Err(SketchError::AlphaMismatch { .. })));
+        assert!(matches!(
+            a.merge(&b),
+            Err(SketchError::AlphaMismatch { .. })
+        ));
     }
 
     proptest! {

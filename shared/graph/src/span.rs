@@ -178,7 +178,9 @@ impl RejectReason {
             Self::InvalidTimestamps => {
                 "start_time_unix_nano and end_time_unix_nano must be set and end must not precede start"
             }
-            Self::FutureTimestamp => "end_time_unix_nano is further in the future than the allowed clock skew",
+            Self::FutureTimestamp => {
+                "end_time_unix_nano is further in the future than the allowed clock skew"
+            }
         }
     }
 }

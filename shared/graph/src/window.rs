@@ -69,7 +69,9 @@ impl Interner {
     }
 
     pub(crate) fn name(&self, id: NodeId) -> &str {
-        self.names.get(id as usize).map_or(OVERFLOW_NODE, |(n, _)| n)
+        self.names
+            .get(id as usize)
+            .map_or(OVERFLOW_NODE, |(n, _)| n)
     }
 
     pub(crate) fn kind(&self, id: NodeId) -> NodeKind {

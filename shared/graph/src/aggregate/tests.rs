@@ -28,7 +28,15 @@ const CLIENT: i32 = 3;
 const PRODUCER: i32 = 4;
 const CONSUMER: i32 = 5;
 
-fn t(service: &'static str, trace: u8, id: u8, parent: Option<u8>, kind: i32, start_ms: u64, end_ms: u64) -> T {
+fn t(
+    service: &'static str,
+    trace: u8,
+    id: u8,
+    parent: Option<u8>,
+    kind: i32,
+    start_ms: u64,
+    end_ms: u64,
+) -> T {
     T {
         service,
         trace,
@@ -246,7 +254,10 @@ fn producer_consumer_pair_is_a_messaging_edge_and_unpaired_producer_reaches_its_
     lonely.messaging = Some("kafka");
     let (snaps, _) = run(cfg(), &[vec![c, p, lonely]]);
     let s = &snaps[0];
-    assert_eq!(edge(s, "orders", "billing").connection_type, ConnectionType::Messaging);
+    assert_eq!(
+        edge(s, "orders", "billing").connection_type,
+        ConnectionType::Messaging
+    );
     assert_eq!(edge(s, "orders", "kafka/payments").calls, 1);
     assert_eq!(node(s, "kafka/payments").kind, NodeKind::Messaging);
 }
@@ -263,12 +274,19 @@ fn late_spans_are_counted_in_the_next_snapshot_and_reported() {
     assert_eq!(snaps[1].stats.late, 1);
     assert_eq!(reports[2].late, 1);
     assert_eq!(reports[2].not_accepted(), 1);
-    assert!(reports[2].message().contains("after their time window had closed"));
+    assert!(
+        reports[2]
+            .message()
+            .contains("after their time window had closed")
+    );
 }
 
 #[test]
 fn invalid_spans_are_rejected_with_reasons() {
-    let spans = vec![t("a", 1, 1, None, SERVER, 0, 10), t("a", 1, 2, None, SERVER, 20, 10)];
+    let spans = vec![
+        t("a", 1, 1, None, SERVER, 0, 10),
+        t("a", 1, 2, None, SERVER, 20, 10),
+    ];
     let o = owned(&spans);
     let mut v = views(&spans, &o, None);
     let short = [1u8; 4];
@@ -278,7 +296,10 @@ fn invalid_spans_are_rejected_with_reasons() {
     let report = agg.ingest(&v, None, &mut out);
     assert_eq!(report.rejected(), 2);
     assert_eq!(report.accepted, 0);
-    assert_eq!(report.first_rejection, Some((0, RejectReason::InvalidSpanId)));
+    assert_eq!(
+        report.first_rejection,
+        Some((0, RejectReason::InvalidSpanId))
+    );
     assert!(report.message().contains("span_id must be 8 bytes"));
     // Counted in the graph's next snapshot.
     let ok = vec![t("a", 2, 1, None, SERVER, 0, 10)];
@@ -307,7 +328,15 @@ fn live_watermark_is_capped_by_wall_clock_and_idle_graphs_flush() {
     let mut out = Vec::new();
     let now = 1_000_000_000;
     // A span from a host whose clock runs 100 s ahead must not close the current window.
-    let ahead = vec![t("a", 1, 1, None, SERVER, now as u64 + 99_000, now as u64 + 100_000)];
+    let ahead = vec![t(
+        "a",
+        1,
+        1,
+        None,
+        SERVER,
+        now as u64 + 99_000,
+        now as u64 + 100_000,
+    )];
     let o = owned(&ahead);
     agg.ingest(&views(&ahead, &o, None), Some(now), &mut out);
     let current = vec![t("a", 2, 1, None, SERVER, now as u64 - 20, now as u64 - 10)];
@@ -381,9 +410,21 @@ fn arb_traces() -> impl Strategy<Value = Vec<T>> {
         let mut all = Vec::new();
         for (ti, spans) in traces.iter().enumerate() {
             for (si, &(svc, kind, err, parent_pick, dur)) in spans.iter().enumerate() {
-                let parent = if si == 0 { None } else { Some((parent_pick as usize % si) as u8 + 1) };
+                let parent = if si == 0 {
+                    None
+                } else {
+                    Some((parent_pick as usize % si) as u8 + 1)
+                };
                 let base = 1_000 + (ti as u64) * 997 % 25_000;
-                let mut s = t(services[svc], ti as u8 + 1, si as u8 + 1, parent, kind, base, base + dur);
+                let mut s = t(
+                    services[svc],
+                    ti as u8 + 1,
+                    si as u8 + 1,
+                    parent,
+                    kind,
+                    base,
+                    base + dur,
+                );
                 s.error = err;
                 all.push(s);
             }
@@ -407,7 +448,7 @@ proptest! {
         seed in any::<u64>(),
         split in 1usize..5,
     ) {
-        let (expected, _) = run(cfg(), &[spans.clone()]);
+        let (expected, _) = run(cfg(), std::slice::from_ref(&spans));
         // A deterministic shuffle, fed in `split` requests.
         let mut shuffled = spans.clone();
         let mut x = seed | 1;

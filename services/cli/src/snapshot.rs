@@ -1,0 +1,211 @@
+//! `meshwatch snapshot`: OTLP trace files in, one JSON object per graph and window out — the
+//! ingest's own graph code (decoders, pairing, windows) run over files.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fs::File;
+use std::io::{BufWriter, Write};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use clap::Args;
+use meshwatch_graph::otlp::owned::{decode_json, views_from_owned};
+use meshwatch_graph::otlp::wire::decode_traces;
+use meshwatch_graph::snapshot::json::SnapshotJson;
+use meshwatch_graph::span::{AttributeKeys, DecodedTraces};
+use meshwatch_graph::{Aggregator, AggregatorConfig, GraphSnapshot};
+
+use crate::input::{InputFormat, next_record, open};
+
+/// Arguments of `meshwatch snapshot`.
+#[derive(Debug, Clone, Args)]
+pub struct SnapshotArgs {
+    /// OTLP trace file (`-` for stdin; gzip is detected).
+    #[arg(long)]
+    pub input: PathBuf,
+    /// Input format.
+    #[arg(long, value_enum, default_value = "otlp-json")]
+    pub format: InputFormat,
+    /// Window length (e.g. 30s, 1m).
+    #[arg(long, default_value = "60s", value_parser = humantime::parse_duration)]
+    pub window: Duration,
+    /// Allowed lateness of spans behind the newest one seen.
+    #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
+    pub lateness: Duration,
+    /// Output file of JSON lines (`-` for stdout).
+    #[arg(long, default_value = "-")]
+    pub output: PathBuf,
+    /// Resource attributes naming the graph (repeat; default: k8s.cluster.name,
+    /// deployment.environment.name).
+    #[arg(long = "graph-key")]
+    pub graph_keys: Vec<String>,
+    /// Graph of resources without the graph attributes.
+    #[arg(long, default_value = "default")]
+    pub default_graph: String,
+    /// Print a readable summary to stderr at the end.
+    #[arg(long)]
+    pub summary: bool,
+}
+
+/// What a run did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Summary {
+    pub requests: u64,
+    pub spans_accepted: u64,
+    pub spans_late: u64,
+    pub spans_rejected: u64,
+    pub snapshots: u64,
+    /// Per graph: windows, distinct services, distinct edges, total calls.
+    pub graphs: BTreeMap<String, GraphSummary>,
+}
+
+/// Totals of one graph over all its windows.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct GraphSummary {
+    pub windows: u64,
+    pub services: BTreeSet<String>,
+    pub edges: BTreeMap<(String, String), (u64, u64)>,
+    pub paired: u64,
+    pub unpaired: u64,
+}
+
+impl Summary {
+    fn record(&mut self, snapshot: &GraphSnapshot) {
+        self.snapshots += 1;
+        let g = self.graphs.entry(snapshot.graph.clone()).or_default();
+        g.windows += 1;
+        g.paired += snapshot.stats.paired;
+        g.unpaired += snapshot.stats.unpaired;
+        for n in &snapshot.nodes {
+            g.services.insert(n.name.clone());
+        }
+        for e in &snapshot.edges {
+            let entry = g
+                .edges
+                .entry((e.caller.clone(), e.callee.clone()))
+                .or_default();
+            entry.0 += e.calls;
+            entry.1 += e.errors;
+        }
+    }
+
+    /// A readable report.
+    pub fn render(&self) -> String {
+        let mut s = format!(
+            "{} requests, {} spans aggregated, {} late, {} rejected -> {} snapshots\n",
+            self.requests,
+            self.spans_accepted,
+            self.spans_late,
+            self.spans_rejected,
+            self.snapshots
+        );
+        for (name, g) in &self.graphs {
+            s.push_str(&format!(
+                "\ngraph {name}: {} windows, {} nodes, {} edges ({} spans paired, {} unpaired)\n",
+                g.windows,
+                g.services.len(),
+                g.edges.len(),
+                g.paired,
+                g.unpaired
+            ));
+            let mut edges: Vec<_> = g.edges.iter().collect();
+            edges.sort_by(|a, b| b.1.0.cmp(&a.1.0).then(a.0.cmp(b.0)));
+            s.push_str("  busiest edges (calls, errors):\n");
+            for ((caller, callee), (calls, errors)) in edges.iter().take(10) {
+                s.push_str(&format!(
+                    "    {caller:>28} -> {callee:<28} {calls:>8} {errors:>6}\n"
+                ));
+            }
+        }
+        s
+    }
+}
+
+/// Runs the command.
+pub fn run(args: &SnapshotArgs) -> anyhow::Result<Summary> {
+    let window_ms = u32::try_from(args.window.as_millis()).context("window too long")?;
+    let lateness_ms = u32::try_from(args.lateness.as_millis()).context("lateness too long")?;
+    let mut cfg = AggregatorConfig {
+        window_ms,
+        allowed_lateness_ms: lateness_ms,
+        default_graph: args.default_graph.clone(),
+        ..AggregatorConfig::default()
+    };
+    if !args.graph_keys.is_empty() {
+        cfg.graph_keys.clone_from(&args.graph_keys);
+    }
+    let keys = AttributeKeys {
+        graph_keys: cfg.graph_keys.clone(),
+    };
+    let mut aggregator = Aggregator::new(cfg, "meshwatch-snapshot").map_err(anyhow::Error::msg)?;
+    let mut reader = open(&args.input)?;
+    let mut writer: Box<dyn Write> = if args.output.as_os_str() == "-" {
+        Box::new(BufWriter::new(std::io::stdout().lock()))
+    } else {
+        let file = File::create(&args.output)
+            .with_context(|| format!("cannot create {}", args.output.display()))?;
+        Box::new(BufWriter::new(file))
+    };
+    let mut summary = Summary::default();
+    let mut record = Vec::new();
+    let mut line = 0u64;
+    let mut spare: DecodedTraces<'static> = DecodedTraces::default();
+    let mut closed = Vec::new();
+    let label = match args.format {
+        InputFormat::OtlpJson => "line",
+        InputFormat::OtlpProto => "record",
+    };
+    while next_record(reader.as_mut(), args.format, &mut record, &mut line)? {
+        summary.requests += 1;
+        let mut decoded = std::mem::take(&mut spare).recycle();
+        let report = match args.format {
+            InputFormat::OtlpJson => {
+                let request = decode_json(&record)
+                    .with_context(|| format!("{label} {line}: invalid OTLP/JSON trace request"))?;
+                views_from_owned(&request, &keys, &mut decoded);
+                let report = aggregator.ingest(&decoded, None, &mut closed);
+                spare = decoded.recycle();
+                report
+            }
+            InputFormat::OtlpProto => {
+                decode_traces(&record, &keys, &mut decoded).with_context(|| {
+                    format!("{label} {line}: invalid OTLP protobuf trace request")
+                })?;
+                let report = aggregator.ingest(&decoded, None, &mut closed);
+                spare = decoded.recycle();
+                report
+            }
+        };
+        if report.rejected() > 0 {
+            eprintln!("meshwatch: {label} {line}: {}", report.message());
+        }
+        summary.spans_accepted += report.accepted;
+        summary.spans_late += report.late;
+        summary.spans_rejected += report.rejected();
+        write_all(&mut writer, &mut closed, &mut summary)?;
+    }
+    aggregator.flush_all(&mut closed);
+    write_all(&mut writer, &mut closed, &mut summary)?;
+    writer.flush().context("cannot write output")?;
+    if summary.requests == 0 {
+        bail!("{} holds no trace requests", args.input.display());
+    }
+    if args.summary {
+        eprint!("{}", summary.render());
+    }
+    Ok(summary)
+}
+
+fn write_all(
+    writer: &mut dyn Write,
+    closed: &mut Vec<GraphSnapshot>,
+    summary: &mut Summary,
+) -> anyhow::Result<()> {
+    for snapshot in closed.drain(..) {
+        summary.record(&snapshot);
+        serde_json::to_writer(&mut *writer, &SnapshotJson::from(&snapshot))
+            .context("cannot write output")?;
+        writer.write_all(b"\n").context("cannot write output")?;
+    }
+    Ok(())
+}

@@ -1,0 +1,178 @@
+//! OTLP/gRPC `TraceService/Export` with a raw-bytes codec: the request message reaches the
+//! aggregation thread undecoded, where the zero-copy scanner reads it (`tonic` still handles
+//! framing, `grpc-encoding` gzip/zstd and the message size limit).
+
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Instant;
+
+use bytes::{Buf, Bytes};
+use meshwatch_runtime::{Classify, to_status};
+use opentelemetry_proto::tonic::collector::trace::v1::{
+    ExportTracePartialSuccess, ExportTraceServiceResponse,
+};
+use prost::Message;
+use tonic::body::Body;
+use tonic::codec::{Codec, CompressionEncoding, DecodeBuf, Decoder, EncodeBuf, Encoder};
+use tonic::server::{Grpc, NamedService, UnaryService};
+use tonic::{Code, Status};
+
+use crate::error::RequestError;
+use crate::metrics::Metrics;
+use crate::pipeline::{Payload, Pipeline};
+
+/// Path of the one method served.
+pub const EXPORT_PATH: &str = "/opentelemetry.proto.collector.trace.v1.TraceService/Export";
+
+/// The gRPC service, for `tonic::transport::Server::add_service`.
+#[derive(Debug, Clone)]
+pub struct TraceGrpc {
+    pipeline: Arc<Pipeline>,
+    metrics: Metrics,
+    max_message_bytes: usize,
+}
+
+impl TraceGrpc {
+    pub fn new(pipeline: Arc<Pipeline>, metrics: Metrics, max_message_bytes: usize) -> Self {
+        Self {
+            pipeline,
+            metrics,
+            max_message_bytes,
+        }
+    }
+}
+
+impl NamedService for TraceGrpc {
+    const NAME: &'static str = "opentelemetry.proto.collector.trace.v1.TraceService";
+}
+
+impl tower_service::Service<http::Request<Body>> for TraceGrpc {
+    type Response = http::Response<Body>;
+    type Error = Infallible;
+    type Future = futures::future::BoxFuture<'static, Result<Self::Response, Infallible>>;
+
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, req: http::Request<Body>) -> Self::Future {
+        if req.uri().path() != EXPORT_PATH {
+            return Box::pin(async move {
+                Ok(Status::new(Code::Unimplemented, "unknown method").into_http())
+            });
+        }
+        let method = Export(self.clone());
+        let mut grpc = Grpc::new(RawCodec)
+            .accept_compressed(CompressionEncoding::Gzip)
+            .accept_compressed(CompressionEncoding::Zstd)
+            .max_decoding_message_size(self.max_message_bytes);
+        Box::pin(async move { Ok(grpc.unary(method, req).await) })
+    }
+}
+
+struct Export(TraceGrpc);
+
+impl UnaryService<Bytes> for Export {
+    type Response = ExportTraceServiceResponse;
+    type Future =
+        futures::future::BoxFuture<'static, Result<tonic::Response<Self::Response>, Status>>;
+
+    fn call(&mut self, request: tonic::Request<Bytes>) -> Self::Future {
+        let svc = self.0.clone();
+        Box::pin(async move {
+            let started = Instant::now();
+            let body = request.into_inner();
+            svc.metrics
+                .request_bytes
+                .with_label_values(&["grpc"])
+                .inc_by(body.len() as u64);
+            let result = if body.is_empty() {
+                Err(RequestError::Empty)
+            } else {
+                svc.pipeline.export(Payload::Protobuf(body)).await
+            };
+            svc.metrics
+                .request_duration
+                .with_label_values(&["grpc"])
+                .observe(started.elapsed().as_secs_f64());
+            match result {
+                Ok(report) => {
+                    let partial = report.not_accepted() > 0;
+                    svc.metrics
+                        .requests
+                        .with_label_values(&["grpc", if partial { "partial" } else { "ok" }])
+                        .inc();
+                    Ok(tonic::Response::new(ExportTraceServiceResponse {
+                        partial_success: partial.then(|| ExportTracePartialSuccess {
+                            rejected_spans: i64::try_from(report.not_accepted())
+                                .unwrap_or(i64::MAX),
+                            error_message: report.message(),
+                        }),
+                    }))
+                }
+                Err(error) => {
+                    svc.metrics
+                        .requests
+                        .with_label_values(&["grpc", error.label()])
+                        .inc();
+                    tracing::debug!(%error, class = %error.class(), "otlp grpc request refused");
+                    Err(status_of(&error))
+                }
+            }
+        })
+    }
+}
+
+/// The gRPC status of a refused request; overload carries a `google.rpc.RetryInfo` detail so
+/// that OTLP exporters wait the suggested delay.
+pub fn status_of(error: &RequestError) -> Status {
+    let status = to_status(error);
+    match error.retry_after() {
+        Some(delay) => {
+            let details =
+                crate::retry_info::status_details(status.code() as i32, status.message(), delay);
+            Status::with_details(status.code(), status.message().to_owned(), details.into())
+        }
+        None => status,
+    }
+}
+
+/// Passes the request message through as bytes; encodes the prost response.
+#[derive(Debug, Clone, Copy, Default)]
+struct RawCodec;
+
+impl Codec for RawCodec {
+    type Encode = ExportTraceServiceResponse;
+    type Decode = Bytes;
+    type Encoder = RawCodec;
+    type Decoder = RawCodec;
+
+    fn encoder(&mut self) -> Self::Encoder {
+        *self
+    }
+
+    fn decoder(&mut self) -> Self::Decoder {
+        *self
+    }
+}
+
+impl Decoder for RawCodec {
+    type Item = Bytes;
+    type Error = Status;
+
+    fn decode(&mut self, src: &mut DecodeBuf<'_>) -> Result<Option<Bytes>, Status> {
+        let n = src.remaining();
+        Ok(Some(src.copy_to_bytes(n)))
+    }
+}
+
+impl Encoder for RawCodec {
+    type Item = ExportTraceServiceResponse;
+    type Error = Status;
+
+    fn encode(&mut self, item: Self::Item, dst: &mut EncodeBuf<'_>) -> Result<(), Status> {
+        item.encode(dst)
+            .map_err(|e| Status::internal(format!("cannot encode response: {e}")))
+    }
+}
