@@ -95,14 +95,43 @@ fn bench_config() -> AggregatorConfig {
     }
 }
 
-/// One pass of decode + aggregation over all bodies (optionally decompressing each first).
+/// Decode + aggregation throughput: passes over all bodies, each on a fresh aggregator (after
+/// `prefill` untimed waiting spans), repeated until `min_time` of measured passes; the first
+/// pass warms the allocator and is not counted.
+fn aggregate_rate(
+    bodies: &[Vec<u8>],
+    keys: &AttributeKeys,
+    decompress: &dyn Fn(&[u8]) -> anyhow::Result<Vec<u8>>,
+    compressed: bool,
+    prefill_spans: usize,
+    min_time: Duration,
+) -> anyhow::Result<f64> {
+    let mut measured = Duration::ZERO;
+    let mut spans = 0u64;
+    let mut first = true;
+    while measured < min_time {
+        let mut aggregator =
+            Aggregator::new(bench_config(), "bench").map_err(anyhow::Error::msg)?;
+        prefill(&mut aggregator, prefill_spans);
+        let (n, elapsed) = aggregate_pass(&mut aggregator, bodies, keys, decompress, compressed)?;
+        if !first {
+            measured += elapsed;
+            spans += n;
+        }
+        first = false;
+    }
+    Ok(mspans(spans, measured))
+}
+
+/// One pass of decode + aggregation over all bodies (optionally decompressing each first):
+/// spans aggregated and the time it took.
 fn aggregate_pass(
     aggregator: &mut Aggregator,
     bodies: &[Vec<u8>],
     keys: &AttributeKeys,
     decompress: &dyn Fn(&[u8]) -> anyhow::Result<Vec<u8>>,
     compressed: bool,
-) -> anyhow::Result<f64> {
+) -> anyhow::Result<(u64, Duration)> {
     let mut spare: DecodedTraces<'static> = DecodedTraces::default();
     let mut out = Vec::new();
     let mut spans = 0u64;
@@ -120,11 +149,14 @@ fn aggregate_pass(
         spans += report.accepted;
         out.clear();
     }
-    Ok(mspans(spans, start.elapsed()))
+    Ok((spans, start.elapsed()))
 }
 
 /// Fills the store with `n` client spans that never pair.
 fn prefill(aggregator: &mut Aggregator, n: usize) {
+    if n == 0 {
+        return;
+    }
     let ids: Vec<([u8; 16], [u8; 8])> = (0..n as u64)
         .map(|i| {
             let mut t = [0u8; 16];
@@ -173,6 +205,17 @@ fn rss_mib() -> (f64, f64) {
 fn ingest(args: &IngestBenchArgs) -> anyhow::Result<()> {
     let keys = AttributeKeys::default();
     let mut stdout = std::io::stdout().lock();
+    // Memory of the pairing store, measured first in a fresh process: RSS around a prefill.
+    let (rss_before, _) = rss_mib();
+    let mut agg = Aggregator::new(bench_config(), "bench").map_err(anyhow::Error::msg)?;
+    prefill(&mut agg, args.prefill);
+    let (rss_after, peak) = rss_mib();
+    let pending = agg.state().pending_spans;
+    drop(agg);
+    let store_report = format!(
+        "pairing store: {pending} spans waiting; RSS {rss_before:.0} MiB -> {rss_after:.0} MiB ({:.0} B per waiting span); process peak {peak:.0} MiB\n",
+        (rss_after - rss_before) * 1024.0 * 1024.0 / pending.max(1) as f64,
+    );
     writeln!(
         stdout,
         "requests per layout: {} x {} spans, {} attributes per span; single thread\n",
@@ -184,7 +227,6 @@ fn ingest(args: &IngestBenchArgs) -> anyhow::Result<()> {
         args.prefill
     )?;
     writeln!(stdout, "|---|---|---|---|---|---|---|---|")?;
-    let mut store_report = String::new();
     for layout in &LAYOUTS {
         let bodies: Vec<Vec<u8>> = (0..args.requests)
             .map(|i| {
@@ -239,33 +281,12 @@ fn ingest(args: &IngestBenchArgs) -> anyhow::Result<()> {
         };
         let unzstd = |b: &[u8]| -> anyhow::Result<Vec<u8>> { Ok(zstd::stream::decode_all(b)?) };
 
-        let mut agg = Aggregator::new(bench_config(), "bench").map_err(anyhow::Error::msg)?;
-        let plain_rate = aggregate_pass(&mut agg, &bodies, &keys, &none, false)?;
-        drop(agg);
-        let mut agg = Aggregator::new(bench_config(), "bench").map_err(anyhow::Error::msg)?;
-        let gzip_rate = aggregate_pass(&mut agg, &gzip, &keys, &gunzip, true)?;
-        drop(agg);
-        let mut agg = Aggregator::new(bench_config(), "bench").map_err(anyhow::Error::msg)?;
-        let zstd_rate = aggregate_pass(&mut agg, &zstd, &keys, &unzstd, true)?;
-        drop(agg);
+        let t = args.min_time;
+        let plain_rate = aggregate_rate(&bodies, &keys, &none, false, 0, t)?;
+        let gzip_rate = aggregate_rate(&gzip, &keys, &gunzip, true, 0, t)?;
+        let zstd_rate = aggregate_rate(&zstd, &keys, &unzstd, true, 0, t)?;
+        let large_rate = aggregate_rate(&bodies, &keys, &none, false, args.prefill, t)?;
 
-        let (rss_before, _) = rss_mib();
-        let mut agg = Aggregator::new(bench_config(), "bench").map_err(anyhow::Error::msg)?;
-        prefill(&mut agg, args.prefill);
-        let (rss_after, peak) = rss_mib();
-        let pending = agg.state().pending_spans;
-        let large_rate = aggregate_pass(&mut agg, &bodies, &keys, &none, false)?;
-        store_report.push_str(&format!(
-            "- {}: {} spans waiting after prefill; RSS {:.0} MiB -> {:.0} MiB ({:.0} B per waiting span), peak {:.0} MiB; {} waiting after the run\n",
-            layout.name,
-            pending,
-            rss_before,
-            rss_after,
-            (rss_after - rss_before) * 1024.0 * 1024.0 / pending.max(1) as f64,
-            peak,
-            agg.state().pending_spans,
-        ));
-        drop(agg);
         writeln!(
             stdout,
             "| {} | {:.0} | {:.2} M/s | {:.2} M/s | {:.2} M/s | {:.2} M/s | {:.2} M/s | {:.2} M/s |",
@@ -279,6 +300,6 @@ fn ingest(args: &IngestBenchArgs) -> anyhow::Result<()> {
             large_rate
         )?;
     }
-    writeln!(stdout, "\npairing store memory:\n{store_report}")?;
+    writeln!(stdout, "\n{store_report}")?;
     Ok(())
 }

@@ -1,7 +1,7 @@
 //! `meshwatch snapshot`: OTLP trace files in, one JSON object per graph and window out — the
 //! ingest's own graph code (decoders, pairing, windows) run over files.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::PathBuf;
@@ -11,6 +11,7 @@ use anyhow::{Context, bail};
 use clap::Args;
 use meshwatch_graph::otlp::owned::{decode_json, views_from_owned};
 use meshwatch_graph::otlp::wire::decode_traces;
+use meshwatch_graph::sketch::Sketch;
 use meshwatch_graph::snapshot::json::SnapshotJson;
 use meshwatch_graph::span::{AttributeKeys, DecodedTraces};
 use meshwatch_graph::{Aggregator, AggregatorConfig, GraphSnapshot};
@@ -48,7 +49,7 @@ pub struct SnapshotArgs {
 }
 
 /// What a run did.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct Summary {
     pub requests: u64,
     pub spans_accepted: u64,
@@ -59,14 +60,31 @@ pub struct Summary {
     pub graphs: BTreeMap<String, GraphSummary>,
 }
 
-/// Totals of one graph over all its windows.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+/// Totals of one graph over all its windows (sketches merge exactly).
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct GraphSummary {
     pub windows: u64,
-    pub services: BTreeSet<String>,
-    pub edges: BTreeMap<(String, String), (u64, u64)>,
+    pub nodes: BTreeMap<String, NodeTotals>,
+    pub edges: BTreeMap<(String, String), EdgeTotals>,
     pub paired: u64,
     pub unpaired: u64,
+}
+
+/// One node over all windows.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct NodeTotals {
+    pub requests: u64,
+    pub errors: u64,
+    pub latency: Sketch,
+}
+
+/// One edge over all windows.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct EdgeTotals {
+    pub calls: u64,
+    pub errors: u64,
+    pub client_latency: Sketch,
+    pub gap: Sketch,
 }
 
 impl Summary {
@@ -77,20 +95,30 @@ impl Summary {
         g.paired += snapshot.stats.paired;
         g.unpaired += snapshot.stats.unpaired;
         for n in &snapshot.nodes {
-            g.services.insert(n.name.clone());
+            let t = g.nodes.entry(n.name.clone()).or_default();
+            t.requests += n.requests;
+            t.errors += n.errors;
+            // Same accuracy everywhere: merging cannot fail.
+            let _ = t.latency.merge(&n.latency);
         }
         for e in &snapshot.edges {
-            let entry = g
+            let t = g
                 .edges
                 .entry((e.caller.clone(), e.callee.clone()))
                 .or_default();
-            entry.0 += e.calls;
-            entry.1 += e.errors;
+            t.calls += e.calls;
+            t.errors += e.errors;
+            let _ = t.client_latency.merge(&e.client_latency);
+            let _ = t.gap.merge(&e.gap);
         }
     }
 
     /// A readable report.
     pub fn render(&self) -> String {
+        let q = |s: &Sketch, p: f64| {
+            s.quantile(p)
+                .map_or_else(|| "-".to_owned(), |v| format!("{v:.1}"))
+        };
         let mut s = format!(
             "{} requests, {} spans aggregated, {} late, {} rejected -> {} snapshots\n",
             self.requests,
@@ -103,17 +131,40 @@ impl Summary {
             s.push_str(&format!(
                 "\ngraph {name}: {} windows, {} nodes, {} edges ({} spans paired, {} unpaired)\n",
                 g.windows,
-                g.services.len(),
+                g.nodes.len(),
                 g.edges.len(),
                 g.paired,
                 g.unpaired
             ));
-            let mut edges: Vec<_> = g.edges.iter().collect();
-            edges.sort_by(|a, b| b.1.0.cmp(&a.1.0).then(a.0.cmp(b.0)));
-            s.push_str("  busiest edges (calls, errors):\n");
-            for ((caller, callee), (calls, errors)) in edges.iter().take(10) {
+            s.push_str(&format!(
+                "  {:<32} {:>8} {:>7} {:>9} {:>9}\n",
+                "service (latency ms)", "requests", "errors", "p50", "p99"
+            ));
+            let mut nodes: Vec<_> = g.nodes.iter().filter(|(_, t)| t.requests > 0).collect();
+            nodes.sort_by(|a, b| b.1.requests.cmp(&a.1.requests).then(a.0.cmp(b.0)));
+            for (service, t) in nodes.iter().take(15) {
                 s.push_str(&format!(
-                    "    {caller:>28} -> {callee:<28} {calls:>8} {errors:>6}\n"
+                    "  {service:<32} {:>8} {:>7} {:>9} {:>9}\n",
+                    t.requests,
+                    t.errors,
+                    q(&t.latency, 0.5),
+                    q(&t.latency, 0.99)
+                ));
+            }
+            s.push_str(&format!(
+                "  {:<54} {:>7} {:>7} {:>11} {:>9}\n",
+                "busiest edges", "calls", "errors", "client p99", "gap p50"
+            ));
+            let mut edges: Vec<_> = g.edges.iter().collect();
+            edges.sort_by(|a, b| b.1.calls.cmp(&a.1.calls).then(a.0.cmp(b.0)));
+            for ((caller, callee), t) in edges.iter().take(10) {
+                let edge = format!("{caller} -> {callee}");
+                s.push_str(&format!(
+                    "  {edge:<54} {:>7} {:>7} {:>11} {:>9}\n",
+                    t.calls,
+                    t.errors,
+                    q(&t.client_latency, 0.99),
+                    q(&t.gap, 0.5)
                 ));
             }
         }

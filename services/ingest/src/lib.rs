@@ -100,8 +100,12 @@ pub async fn run(config: IngestConfig, shutdown: &Shutdown) -> Result<Running, I
 
     let admin_token = shutdown.drained_token();
     let admin_readiness = readiness.clone();
-    shutdown.spawn("admin", async move {
-        serve_admin(admin_listener, admin_readiness, admin_token).await
+    // Not a tracked task: it stops on the drained token, which `Shutdown::wait` cancels only
+    // after every tracked task ended, so tracking it made every shutdown wait out the grace.
+    tokio::spawn(async move {
+        if let Err(error) = serve_admin(admin_listener, admin_readiness, admin_token).await {
+            tracing::error!(%error, "admin server failed");
+        }
     });
     let watch = shutdown.child_token();
     shutdown.spawn("nats-readiness", async move {

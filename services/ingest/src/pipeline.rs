@@ -66,7 +66,10 @@ impl Pipeline {
         publisher: Arc<BufferedPublisher>,
         metrics: Metrics,
     ) -> Result<(Self, JoinHandle<()>), IngestError> {
-        let aggregator = Aggregator::new(config.graph.aggregator(), config.producer_name())
+        // The producer names the replica and this process's start, so that snapshots of the
+        // same window from other replicas or a restarted process are not de-duplicated away.
+        let producer = format!("{}@{}", config.producer_name(), now_ms());
+        let aggregator = Aggregator::new(config.graph.aggregator(), producer)
             .map_err(|e| IngestError::Config(e.to_string()))?;
         let (tx, rx) = std::sync::mpsc::sync_channel(config.pipeline.queue_requests);
         let held = Arc::new(AtomicUsize::new(0));

@@ -34,14 +34,16 @@ impl SnapshotMessage {
         Self::from_proto(&v1::GraphSnapshot::from(snapshot))
     }
 
-    /// Encodes a protobuf snapshot.
+    /// Encodes a protobuf snapshot. The message id names the producer (replica and process
+    /// incarnation), so that partial snapshots of the same window from several ingest replicas,
+    /// or from a restarted one, are all kept, while a retry of the same publish is de-duplicated.
     pub fn from_proto(snapshot: &v1::GraphSnapshot) -> Self {
         Self {
             msg_id: subjects::msg_id(
                 MessageKind::Snapshot,
                 &snapshot.graph,
                 snapshot.window_start_ms,
-                None,
+                Some(snapshot.producer.as_str()).filter(|p| !p.is_empty()),
             ),
             graph: snapshot.graph.clone(),
             window_start_ms: snapshot.window_start_ms,
@@ -120,16 +122,31 @@ pub(crate) mod tests {
     }
 
     #[test]
+    fn partial_snapshots_of_two_producers_have_distinct_ids() {
+        let a = snapshot("prod", 60_000);
+        let mut b = a.clone();
+        b.producer = "ingest-1@1700000000000".to_owned();
+        assert_ne!(
+            SnapshotMessage::from_domain(&a).msg_id(),
+            SnapshotMessage::from_domain(&b).msg_id()
+        );
+        assert_eq!(
+            SnapshotMessage::from_domain(&b).msg_id(),
+            "snapshot:prod:60000:ingest-1%401700000000000"
+        );
+    }
+
+    #[test]
     fn envelope_carries_id_headers_and_payload() {
         let s = snapshot("prod.eu", 60_000);
         let m = SnapshotMessage::from_domain(&s);
-        assert_eq!(m.msg_id(), "snapshot:prod%2Eeu:60000");
+        assert_eq!(m.msg_id(), "snapshot:prod%2Eeu:60000:test");
         assert_eq!(m.graph(), "prod.eu");
         assert_eq!(m.window_start_ms(), 60_000);
         let h = m.headers();
         assert_eq!(
             h.get(HEADER_MSG_ID).map(|v| v.as_str()),
-            Some("snapshot:prod%2Eeu:60000")
+            Some("snapshot:prod%2Eeu:60000:test")
         );
         assert_eq!(
             h.get(HEADER_CONTENT_TYPE).map(|v| v.as_str()),

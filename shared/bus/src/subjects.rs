@@ -266,21 +266,23 @@ pub fn graph_from_token(token: &str) -> Result<String, SubjectError> {
 }
 
 /// The JetStream message id (`Nats-Msg-Id`) of a message:
-/// `<kind>:<graph>:<window_start_ms>[:<model_version>]`.
+/// `<kind>:<graph>:<window_start_ms>[:<qualifier>]`, the qualifier being the model version of a
+/// result, or the producer (replica and process incarnation) of a snapshot, so that partial
+/// snapshots of one window from several replicas are all kept.
 ///
-/// The graph id and model version are escaped like subject tokens, so the id is unambiguous
+/// The graph id and qualifier are escaped like subject tokens, so the id is unambiguous
 /// (neither can contain `:`) and a safe header value (no whitespace or control characters).
 /// Publishing the same id twice within the stream's duplicate window stores it once.
 pub fn msg_id(
     kind: MessageKind,
     graph: &str,
     window_start_ms: i64,
-    model_version: Option<&str>,
+    qualifier: Option<&str>,
 ) -> String {
     let mut id = format!("{kind}:{}:{window_start_ms}", subject_token(graph));
-    if let Some(version) = model_version {
+    if let Some(q) = qualifier {
         id.push(':');
-        id.push_str(&subject_token(version));
+        id.push_str(&subject_token(q));
     }
     id
 }

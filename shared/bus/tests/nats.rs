@@ -1,10 +1,7 @@
 //! System tests against a real `nats-server` with JetStream (`NATS_URL`, or one started here
-//! from `MESHWATCH_NATS_SERVER` / `~/.cache/meshwatch/venv/bin/nats-server`; without a server
-//! binary these tests fail, they never skip). Every test uses its own namespace, so its streams
-//! and subjects collide with nothing.
-
-#[path = "nats/server.rs"]
-mod server;
+//! by `meshwatch-testkit` from `MESHWATCH_NATS_SERVER` / the cache venv's `nats-server`; without
+//! a server binary these tests fail, they never skip). Every test uses its own namespace, so its
+//! streams and subjects collide with nothing.
 
 use std::future::Future;
 use std::sync::Arc;
@@ -20,7 +17,7 @@ use meshwatch_bus::{
 };
 use meshwatch_graph::sketch::Sketch;
 use meshwatch_graph::snapshot::{ConnectionType, Edge, GraphSnapshot, IngestStats, Node, NodeKind};
-use server::{NatsServer, TestNats, unique_namespace};
+use meshwatch_testkit::{NatsServer, TestNats, unique_namespace};
 
 /// Every test ends within this, or fails.
 const TEST_TIMEOUT: Duration = Duration::from_secs(90);

@@ -108,6 +108,8 @@ pub struct Aggregator {
     /// Per resource of the request being ingested: graph, service node, folded by the guard.
     slots: Vec<(usize, NodeId, bool)>,
     touched: Vec<bool>,
+    /// Scratch buffer for graph names.
+    graph_name: String,
 }
 
 /// Invalid aggregator settings.
@@ -129,6 +131,7 @@ impl Aggregator {
             graph_index: FxHashMap::default(),
             slots: Vec::new(),
             touched: Vec::new(),
+            graph_name: String::new(),
         })
     }
 
@@ -187,7 +190,7 @@ impl Aggregator {
         let mut report = IngestReport::default();
         let mut slots = std::mem::take(&mut self.slots);
         slots.clear();
-        let mut graph_name = String::new();
+        let mut graph_name = std::mem::take(&mut self.graph_name);
         for resource in &traces.resources {
             graph_name.clear();
             for value in resource.graph_values.iter().flatten() {
@@ -199,13 +202,12 @@ impl Aggregator {
                 }
                 graph_name.push_str(value);
             }
-            let name = if graph_name.is_empty() {
-                self.cfg.default_graph.as_str()
-            } else {
-                truncate_name(&graph_name, self.cfg.max_name_bytes)
-            };
-            let name = name.to_owned();
-            let slot = self.graph_slot(&name);
+            if graph_name.is_empty() {
+                graph_name.push_str(&self.cfg.default_graph);
+            }
+            let keep = truncate_name(&graph_name, self.cfg.max_name_bytes).len();
+            graph_name.truncate(keep);
+            let slot = self.graph_slot(&graph_name);
             let service = resource
                 .service_name
                 .filter(|s| !s.is_empty())
@@ -217,6 +219,7 @@ impl Aggregator {
                 .intern(service, NodeKind::Service);
             slots.push((slot, node, folded));
         }
+        self.graph_name = graph_name;
         let now_ns = now_ms.map(|ms| u64::try_from(ms).unwrap_or(0).saturating_mul(1_000_000));
         let skew_ns = u64::from(self.cfg.max_future_skew_ms) * 1_000_000;
         for (index, span) in traces.spans.iter().enumerate() {

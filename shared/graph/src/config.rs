@@ -90,6 +90,13 @@ impl AggregatorConfig {
         if self.default_graph.trim().is_empty() {
             problems.push("default_graph must not be empty".to_owned());
         }
+        if self.graph_keys.len() > crate::span::MAX_GRAPH_KEYS {
+            problems.push(format!(
+                "graph_keys: at most {} keys (got {})",
+                crate::span::MAX_GRAPH_KEYS,
+                self.graph_keys.len()
+            ));
+        }
         if self.graph_keys.iter().any(|k| k.trim().is_empty()) {
             problems.push("graph_keys must not contain empty keys".to_owned());
         }

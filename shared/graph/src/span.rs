@@ -43,8 +43,65 @@ pub struct ResourceView<'a> {
     pub service_name: Option<&'a str>,
     /// `k8s.deployment.name`, a fallback for the service name.
     pub k8s_deployment_name: Option<&'a str>,
-    /// Values of the configured graph-id attributes, in configuration order.
-    pub graph_values: Vec<Option<&'a str>>,
+    /// Values of the configured graph-id attributes, in configuration order (inline up to four
+    /// keys: no allocation per resource on the hot path).
+    pub graph_values: GraphValues<'a>,
+}
+
+/// Most graph-id attributes that can be configured.
+pub const MAX_GRAPH_KEYS: usize = 8;
+
+/// Values of the graph-id attributes of one resource, stored inline (no allocation per
+/// resource on the hot path). Dereferences to a slice of the configured length.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct GraphValues<'a> {
+    values: [Option<&'a str>; MAX_GRAPH_KEYS],
+    len: usize,
+}
+
+impl<'a> GraphValues<'a> {
+    /// `n` absent values (`n` is capped at [`MAX_GRAPH_KEYS`]).
+    pub fn none(n: usize) -> Self {
+        Self {
+            values: [None; MAX_GRAPH_KEYS],
+            len: n.min(MAX_GRAPH_KEYS),
+        }
+    }
+
+    /// The values as given (at most [`MAX_GRAPH_KEYS`]).
+    pub fn from_slice(values: &[Option<&'a str>]) -> Self {
+        let mut v = Self::none(values.len());
+        v.values[..v.len].copy_from_slice(&values[..v.len]);
+        v
+    }
+}
+
+impl<'a> std::ops::Deref for GraphValues<'a> {
+    type Target = [Option<&'a str>];
+
+    fn deref(&self) -> &Self::Target {
+        &self.values[..self.len]
+    }
+}
+
+impl std::ops::DerefMut for GraphValues<'_> {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        &mut self.values[..self.len]
+    }
+}
+
+impl PartialEq for GraphValues<'_> {
+    fn eq(&self, other: &Self) -> bool {
+        **self == **other
+    }
+}
+
+impl Eq for GraphValues<'_> {}
+
+impl<'a> PartialEq<Vec<Option<&'a str>>> for GraphValues<'a> {
+    fn eq(&self, other: &Vec<Option<&'a str>>) -> bool {
+        **self == other[..]
+    }
 }
 
 /// The span attributes the graph needs (semantic conventions, old names as fallbacks).

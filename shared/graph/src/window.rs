@@ -53,9 +53,17 @@ impl Interner {
     }
 
     /// The id of `name`, interning it; `(overflow id, true)` when the graph is full.
-    /// A name keeps the kind it was first seen with.
+    /// A name keeps the kind it was first seen with, except that a peer fallback
+    /// (`server.address` of a client span that arrived before its server span) becomes a
+    /// service once that service reports spans itself: the kind must not depend on arrival order.
     pub(crate) fn intern(&mut self, name: &str, kind: NodeKind) -> (NodeId, bool) {
         if let Some(&id) = self.index.get(name) {
+            if kind == NodeKind::Service
+                && let Some(entry) = self.names.get_mut(id as usize)
+                && entry.1 == NodeKind::Peer
+            {
+                entry.1 = NodeKind::Service;
+            }
             return (id, id == self.overflow && kind != NodeKind::Overflow);
         }
         if self.names.len() >= self.limit {

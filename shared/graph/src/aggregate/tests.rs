@@ -4,7 +4,7 @@ use proptest::prelude::*;
 
 use super::*;
 use crate::snapshot::Edge;
-use crate::span::{ResourceView, SpanAttrs};
+use crate::span::{GraphValues, ResourceView, SpanAttrs};
 
 /// An owned span for tests; `views` borrows a batch of them.
 #[derive(Debug, Clone)]
@@ -88,7 +88,7 @@ fn views<'a>(spans: &'a [T], o: &'a Owned, graph: Option<&'a str>) -> DecodedTra
         d.resources.push(ResourceView {
             service_name: Some(s.service),
             k8s_deployment_name: None,
-            graph_values: vec![graph, None],
+            graph_values: GraphValues::from_slice(&[graph, None]),
         });
         let (trace, id, parent) = &o.ids[i];
         d.spans.push(SpanView {

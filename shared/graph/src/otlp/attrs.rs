@@ -73,7 +73,7 @@ pub(crate) fn empty_resource<'a>(keys: &AttributeKeys) -> ResourceView<'a> {
     ResourceView {
         service_name: None,
         k8s_deployment_name: None,
-        graph_values: vec![None; keys.graph_keys.len()],
+        graph_values: crate::span::GraphValues::none(keys.graph_keys.len()),
     }
 }
 

@@ -11,7 +11,7 @@
 //! # Decisions, compared with `prost` decoding the full message
 //! For every input, the scanner takes the decision `prost` would take on a *reduced* schema that
 //! declares the same fields with the same types, but declares the length-delimited fields the
-//! scanner does not read as opaque `bytes` (tested in `tests/otlp/differential.rs`):
+//! scanner does not read as opaque `bytes` (`tests/otlp/oracle.rs`, `tests/otlp/differential.rs`):
 //! - the same varint rules (at most 10 bytes, no bits beyond 64; non-minimal encodings are
 //!   accepted), field keys (tag ≥ 1, key ≤ `u32::MAX`, wire types 0–5) and length checks;
 //! - a known field of the walked messages with the wrong wire type is an error, whether or not its
@@ -27,12 +27,21 @@
 //! name and other strings, the structure of events, links, scope, nested attribute values, and
 //! attributes whose key the graph does not read), so it rejects some requests the scanner
 //! accepts. It never accepts one the scanner rejects.
+//!
+//! # Speed
+//! Keys are matched as whole varint values (field number and wire type at once); the layouts
+//! every encoder writes for `KeyValue` and a string `AnyValue` take a fast path that yields
+//! exactly what the general loop would; only the values of attributes the graph reads are looked
+//! into and UTF-8-checked; errors are boxed so that results stay in registers. Nothing is
+//! allocated per span beyond the push into `out` (one small vector per resource for the graph-id
+//! values). About 11 M spans/s per core with 20 spans per resource, and 5.5 M with one span per
+//! resource (1,000 spans of 10 attributes, 8 resource attributes; 2-vCPU dev machine, release).
 
 use thiserror::Error;
 
 mod reader;
 
-use self::reader::Reader;
+use self::reader::{Reader, Res, Schema, key};
 use super::attrs::{SpanAttrSlots, empty_resource, resource_key_wanted, set_resource_attr};
 use crate::span::{AttributeKeys, DecodedTraces, ResourceView, SpanView};
 
@@ -108,29 +117,113 @@ pub enum WireError {
     TooManyResources { offset: usize },
 }
 
-const P_REQUEST: &str = "ExportTraceServiceRequest";
-const P_RESOURCE_SPANS: &str = "resource_spans";
-const P_RESOURCE: &str = "resource_spans.resource";
-const P_RESOURCE_ATTR: &str = "resource_spans.resource.attributes";
-const P_RESOURCE_VALUE: &str = "resource_spans.resource.attributes.value";
-const P_SCOPE_SPANS: &str = "resource_spans.scope_spans";
-const P_SPAN: &str = "resource_spans.scope_spans.spans";
-const P_SPAN_ATTR: &str = "resource_spans.scope_spans.spans.attributes";
-const P_SPAN_VALUE: &str = "resource_spans.scope_spans.spans.attributes.value";
-const P_STATUS: &str = "resource_spans.scope_spans.spans.status";
+use WireType::{I32, I64, Len, Varint};
 
-// The recursion budget `prost` has left when it skips an unknown field of each message: 100 at
-// the top level, one less per nested message. Only nested unknown groups can exhaust it.
-const DEPTH_REQUEST: u32 = 100;
-const DEPTH_RESOURCE_SPANS: u32 = 99;
-const DEPTH_RESOURCE: u32 = 98;
-const DEPTH_SCOPE_SPANS: u32 = 98;
-const DEPTH_RESOURCE_ATTR: u32 = 97;
-const DEPTH_RESOURCE_VALUE: u32 = 96;
-const DEPTH_SPAN: u32 = 97;
-const DEPTH_SPAN_ATTR: u32 = 96;
-const DEPTH_SPAN_VALUE: u32 = 95;
-const DEPTH_STATUS: u32 = 96;
+// The messages the scanner walks. `depth` is the recursion budget `prost` has left when it skips
+// an unknown field of the message: 100 at the top level, one less per nested message. Only
+// nested unknown groups can exhaust it.
+static REQUEST: Schema = Schema {
+    path: "ExportTraceServiceRequest",
+    depth: 100,
+    fields: &[(1, Len)],
+};
+static RESOURCE_SPANS: Schema = Schema {
+    path: "resource_spans",
+    depth: 99,
+    fields: &[(1, Len), (2, Len), (3, Len)],
+};
+static RESOURCE: Schema = Schema {
+    path: "resource_spans.resource",
+    depth: 98,
+    fields: &[(1, Len), (2, Varint), (3, Len)],
+};
+static RESOURCE_ATTR: Schema = Schema {
+    path: "resource_spans.resource.attributes",
+    depth: 97,
+    fields: KEY_VALUE_FIELDS,
+};
+static RESOURCE_VALUE: Schema = Schema {
+    path: "resource_spans.resource.attributes.value",
+    depth: 96,
+    fields: ANY_VALUE_FIELDS,
+};
+static SCOPE_SPANS: Schema = Schema {
+    path: "resource_spans.scope_spans",
+    depth: 98,
+    fields: &[(1, Len), (2, Len), (3, Len)],
+};
+static SPAN: Schema = Schema {
+    path: "resource_spans.scope_spans.spans",
+    depth: 97,
+    fields: &[
+        (1, Len),
+        (2, Len),
+        (3, Len),
+        (4, Len),
+        (5, Len),
+        (6, Varint),
+        (7, I64),
+        (8, I64),
+        (9, Len),
+        (10, Varint),
+        (11, Len),
+        (12, Varint),
+        (13, Len),
+        (14, Varint),
+        (15, Len),
+        (16, I32),
+    ],
+};
+static SPAN_ATTR: Schema = Schema {
+    path: "resource_spans.scope_spans.spans.attributes",
+    depth: 96,
+    fields: KEY_VALUE_FIELDS,
+};
+static SPAN_VALUE: Schema = Schema {
+    path: "resource_spans.scope_spans.spans.attributes.value",
+    depth: 95,
+    fields: ANY_VALUE_FIELDS,
+};
+static STATUS: Schema = Schema {
+    path: "resource_spans.scope_spans.spans.status",
+    depth: 96,
+    fields: &[(2, Len), (3, Varint)],
+};
+const KEY_VALUE_FIELDS: &[(u32, WireType)] = &[(1, Len), (2, Len), (3, Varint)];
+const ANY_VALUE_FIELDS: &[(u32, WireType)] = &[
+    (1, Len),
+    (2, Varint),
+    (3, Varint),
+    (4, I64),
+    (5, Len),
+    (6, Len),
+    (7, Len),
+    (8, Varint),
+];
+
+// Field keys as varint values, for `match` arms (a key matches only with its wire type).
+const I32_16: u64 = key(16, I32);
+const I64_4: u64 = key(4, I64);
+const I64_7: u64 = key(7, I64);
+const I64_8: u64 = key(8, I64);
+const LEN_1: u64 = key(1, Len);
+const LEN_2: u64 = key(2, Len);
+const LEN_3: u64 = key(3, Len);
+const LEN_4: u64 = key(4, Len);
+const LEN_5: u64 = key(5, Len);
+const LEN_6: u64 = key(6, Len);
+const LEN_7: u64 = key(7, Len);
+const LEN_9: u64 = key(9, Len);
+const LEN_11: u64 = key(11, Len);
+const LEN_13: u64 = key(13, Len);
+const LEN_15: u64 = key(15, Len);
+const VARINT_2: u64 = key(2, Varint);
+const VARINT_3: u64 = key(3, Varint);
+const VARINT_6: u64 = key(6, Varint);
+const VARINT_8: u64 = key(8, Varint);
+const VARINT_10: u64 = key(10, Varint);
+const VARINT_12: u64 = key(12, Varint);
+const VARINT_14: u64 = key(14, Varint);
 
 /// Scans an encoded `ExportTraceServiceRequest` into `out` (cleared first, capacity kept).
 ///
@@ -142,14 +235,15 @@ pub fn decode_traces<'a>(
     out: &mut DecodedTraces<'a>,
 ) -> Result<(), WireError> {
     out.clear();
-    let mut r = Reader::new(buf, 0);
+    request(Reader::new(buf, 0), keys, out).map_err(|e| *e)
+}
+
+fn request<'a>(mut r: Reader<'a>, keys: &AttributeKeys, out: &mut DecodedTraces<'a>) -> Res<()> {
+    let s = &REQUEST;
     while r.has_more() {
-        let (tag, wt) = r.key(P_REQUEST)?;
-        if tag == 1 {
-            let rs = r.len_field(P_REQUEST, tag, wt)?;
-            resource_spans(rs, keys, out)?;
-        } else {
-            r.skip_unknown(P_REQUEST, tag, wt, DEPTH_REQUEST)?;
+        match r.key(s)? {
+            LEN_1 => resource_spans(r.len(s, 1)?, keys, out)?,
+            other => r.other_field(s, other)?,
         }
     }
     Ok(())
@@ -161,21 +255,17 @@ fn resource_spans<'a>(
     mut r: Reader<'a>,
     keys: &AttributeKeys,
     out: &mut DecodedTraces<'a>,
-) -> Result<(), WireError> {
+) -> Res<()> {
+    let s = &RESOURCE_SPANS;
     let index = u32::try_from(out.resources.len())
-        .map_err(|_| WireError::TooManyResources { offset: r.base })?;
+        .map_err(|_| Box::new(WireError::TooManyResources { offset: r.base }))?;
     let mut view = empty_resource(keys);
     while r.has_more() {
-        let (tag, wt) = r.key(P_RESOURCE_SPANS)?;
-        match tag {
-            1 => resource(r.len_field(P_RESOURCE_SPANS, tag, wt)?, keys, &mut view)?,
-            2 => scope_spans(
-                r.len_field(P_RESOURCE_SPANS, tag, wt)?,
-                index,
-                &mut out.spans,
-            )?,
-            3 => r.skip_known(P_RESOURCE_SPANS, tag, wt, WireType::Len)?,
-            _ => r.skip_unknown(P_RESOURCE_SPANS, tag, wt, DEPTH_RESOURCE_SPANS)?,
+        match r.key(s)? {
+            LEN_1 => resource(r.len(s, 1)?, keys, &mut view)?,
+            LEN_2 => scope_spans(r.len(s, 2)?, index, &mut out.spans)?,
+            LEN_3 => drop(r.len(s, 3)?),
+            other => r.other_field(s, other)?,
         }
     }
     out.resources.push(view);
@@ -183,95 +273,93 @@ fn resource_spans<'a>(
 }
 
 /// `Resource` (merged into `view` if given twice).
-fn resource<'a>(
-    mut r: Reader<'a>,
-    keys: &AttributeKeys,
-    view: &mut ResourceView<'a>,
-) -> Result<(), WireError> {
+fn resource<'a>(mut r: Reader<'a>, keys: &AttributeKeys, view: &mut ResourceView<'a>) -> Res<()> {
+    let s = &RESOURCE;
     while r.has_more() {
-        let (tag, wt) = r.key(P_RESOURCE)?;
-        match tag {
-            1 => {
-                let kv = r.len_field(P_RESOURCE, tag, wt)?;
-                let attr = KeyValue::scan(kv, P_RESOURCE_ATTR, DEPTH_RESOURCE_ATTR)?;
+        match r.key(s)? {
+            LEN_1 => {
+                let attr = KeyValue::scan(r.len(s, 1)?, &RESOURCE_ATTR)?;
                 if resource_key_wanted(keys, attr.key) {
-                    let value = attr.string_value(P_RESOURCE_VALUE, DEPTH_RESOURCE_VALUE)?;
+                    let value = attr.string_value(&RESOURCE_VALUE)?;
                     set_resource_attr(view, keys, attr.key, value);
                 }
             }
-            2 => r.skip_known(P_RESOURCE, tag, wt, WireType::Varint)?,
-            3 => r.skip_known(P_RESOURCE, tag, wt, WireType::Len)?,
-            _ => r.skip_unknown(P_RESOURCE, tag, wt, DEPTH_RESOURCE)?,
+            VARINT_2 => drop(r.varint(s)?),
+            LEN_3 => drop(r.len(s, 3)?),
+            other => r.other_field(s, other)?,
         }
     }
     Ok(())
 }
 
 /// `ScopeSpans`: pushes its spans.
-fn scope_spans<'a>(
-    mut r: Reader<'a>,
-    resource: u32,
-    spans: &mut Vec<SpanView<'a>>,
-) -> Result<(), WireError> {
+fn scope_spans<'a>(mut r: Reader<'a>, resource: u32, spans: &mut Vec<SpanView<'a>>) -> Res<()> {
+    let s = &SCOPE_SPANS;
     while r.has_more() {
-        let (tag, wt) = r.key(P_SCOPE_SPANS)?;
-        match tag {
-            2 => spans.push(span(r.len_field(P_SCOPE_SPANS, tag, wt)?, resource)?),
-            1 | 3 => r.skip_known(P_SCOPE_SPANS, tag, wt, WireType::Len)?,
-            _ => r.skip_unknown(P_SCOPE_SPANS, tag, wt, DEPTH_SCOPE_SPANS)?,
+        match r.key(s)? {
+            LEN_2 => {
+                let content = r.len(s, 2)?;
+                spans.push(SpanView {
+                    resource,
+                    ..SpanView::default()
+                });
+                if let Some(view) = spans.last_mut() {
+                    span(content, view)?;
+                }
+            }
+            LEN_1 => drop(r.len(s, 1)?),
+            LEN_3 => drop(r.len(s, 3)?),
+            other => r.other_field(s, other)?,
         }
     }
     Ok(())
 }
 
-/// `Span`.
-#[inline]
-fn span(mut r: Reader<'_>, resource: u32) -> Result<SpanView<'_>, WireError> {
-    let mut view = SpanView {
-        resource,
-        ..SpanView::default()
-    };
+/// `Span`, read into `view` (pushed by the caller, with its resource index set).
+#[inline(always)]
+fn span<'a>(mut r: Reader<'a>, view: &mut SpanView<'a>) -> Res<()> {
+    let s = &SPAN;
     let mut slots = SpanAttrSlots::default();
     while r.has_more() {
-        let (tag, wt) = r.key(P_SPAN)?;
-        match tag {
-            1 => view.trace_id = r.len_field(P_SPAN, tag, wt)?.buf,
-            2 => view.span_id = r.len_field(P_SPAN, tag, wt)?.buf,
-            4 => view.parent_span_id = r.len_field(P_SPAN, tag, wt)?.buf,
+        match r.key(s)? {
+            LEN_1 => view.trace_id = r.len(s, 1)?.buf,
+            LEN_2 => view.span_id = r.len(s, 2)?.buf,
+            LEN_4 => view.parent_span_id = r.len(s, 4)?.buf,
             // int32 enum: the low 32 bits of the varint, as protobuf specifies.
-            6 => view.kind = r.varint_field(P_SPAN, tag, wt)? as i32,
-            7 => view.start_time_unix_nano = r.fixed64_field(P_SPAN, tag, wt)?,
-            8 => view.end_time_unix_nano = r.fixed64_field(P_SPAN, tag, wt)?,
-            9 => {
-                let kv = r.len_field(P_SPAN, tag, wt)?;
-                let attr = KeyValue::scan(kv, P_SPAN_ATTR, DEPTH_SPAN_ATTR)?;
+            VARINT_6 => view.kind = r.varint(s)? as i32,
+            I64_7 => view.start_time_unix_nano = r.fixed64(s, 7)?,
+            I64_8 => view.end_time_unix_nano = r.fixed64(s, 8)?,
+            LEN_9 => {
+                let attr = KeyValue::scan(r.len(s, 9)?, &SPAN_ATTR)?;
                 if let Some(slot) = slots.slot(attr.key) {
-                    *slot = attr.string_value(P_SPAN_VALUE, DEPTH_SPAN_VALUE)?;
+                    *slot = attr.string_value(&SPAN_VALUE)?;
                 }
             }
-            15 => status(r.len_field(P_SPAN, tag, wt)?, &mut view.status_code)?,
-            // trace_state, name, events, links.
-            3 | 5 | 11 | 13 => r.skip_known(P_SPAN, tag, wt, WireType::Len)?,
-            // dropped_{attributes,events,links}_count.
-            10 | 12 | 14 => r.skip_known(P_SPAN, tag, wt, WireType::Varint)?,
-            // flags.
-            16 => r.skip_known(P_SPAN, tag, wt, WireType::I32)?,
-            _ => r.skip_unknown(P_SPAN, tag, wt, DEPTH_SPAN)?,
+            LEN_15 => status(r.len(s, 15)?, &mut view.status_code)?,
+            // trace_state, name, events, links: not read.
+            LEN_3 => drop(r.len(s, 3)?),
+            LEN_5 => drop(r.len(s, 5)?),
+            LEN_11 => drop(r.len(s, 11)?),
+            LEN_13 => drop(r.len(s, 13)?),
+            // dropped_{attributes,events,links}_count, flags: not read.
+            VARINT_10 | VARINT_12 | VARINT_14 => drop(r.varint(s)?),
+            I32_16 => r.skip_fixed32(s, 16)?,
+            other => r.other_field(s, other)?,
         }
     }
     view.attrs = slots.finish();
-    Ok(view)
+    Ok(())
 }
 
 /// `Status`, merged into `code` (a second `status` field updates what the first set).
 #[inline]
-fn status(mut r: Reader<'_>, code: &mut i32) -> Result<(), WireError> {
+fn status(mut r: Reader<'_>, code: &mut i32) -> Res<()> {
+    let s = &STATUS;
     while r.has_more() {
-        let (tag, wt) = r.key(P_STATUS)?;
-        match tag {
-            3 => *code = r.varint_field(P_STATUS, tag, wt)? as i32,
-            2 => r.skip_known(P_STATUS, tag, wt, WireType::Len)?,
-            _ => r.skip_unknown(P_STATUS, tag, wt, DEPTH_STATUS)?,
+        match r.key(s)? {
+            VARINT_3 => *code = r.varint(s)? as i32,
+            LEN_2 => drop(r.len(s, 2)?),
+            other => r.other_field(s, other)?,
         }
     }
     Ok(())
@@ -281,36 +369,53 @@ fn status(mut r: Reader<'_>, code: &mut i32) -> Result<(), WireError> {
 struct KeyValue<'a> {
     /// The whole message, for a second pass when the value occurs more than once.
     msg: Reader<'a>,
-    path: &'static str,
+    schema: &'static Schema,
     key: &'a [u8],
-    /// The only `value` occurrence, if exactly one.
+    /// The `value` occurrence, if exactly one.
     value: Option<Reader<'a>>,
     values: u32,
 }
 
 impl<'a> KeyValue<'a> {
     /// Reads the key and checks the structure of the message; the value is not looked into.
-    #[inline]
-    fn scan(msg: Reader<'a>, path: &'static str, depth: u32) -> Result<Self, WireError> {
+    #[inline(always)]
+    fn scan(msg: Reader<'a>, schema: &'static Schema) -> Res<Self> {
+        // Fast path for the layout every encoder writes: key, then value, both shorter than 128
+        // bytes, nothing else. It yields exactly what the general loop below would.
+        if let [0x0a, key_len, rest @ ..] = msg.buf
+            && *key_len < 0x80
+            && let Some((key, [0x12, value_len, value @ ..])) =
+                rest.split_at_checked(usize::from(*key_len))
+            && *value_len < 0x80
+            && usize::from(*value_len) == value.len()
+        {
+            let value_base = msg.base + (msg.buf.len() - value.len());
+            return Ok(KeyValue {
+                msg,
+                schema,
+                key,
+                value: Some(Reader::new(value, value_base)),
+                values: 1,
+            });
+        }
         let mut kv = KeyValue {
             msg,
-            path,
+            schema,
             key: &[],
             value: None,
             values: 0,
         };
         let mut r = msg;
         while r.has_more() {
-            let (tag, wt) = r.key(path)?;
-            match tag {
-                1 => kv.key = r.len_field(path, tag, wt)?.buf,
-                2 => {
-                    kv.value = Some(r.len_field(path, tag, wt)?);
+            match r.key(schema)? {
+                LEN_1 => kv.key = r.len(schema, 1)?.buf,
+                LEN_2 => {
+                    kv.value = Some(r.len(schema, 2)?);
                     kv.values = kv.values.saturating_add(1);
                 }
                 // key_strindex (int32).
-                3 => r.skip_known(path, tag, wt, WireType::Varint)?,
-                _ => r.skip_unknown(path, tag, wt, depth)?,
+                VARINT_3 => drop(r.varint(schema)?),
+                other => r.other_field(schema, other)?,
             }
         }
         Ok(kv)
@@ -318,48 +423,60 @@ impl<'a> KeyValue<'a> {
 
     /// The string value, if the (merged) `AnyValue` holds one. Checks the value's structure and
     /// the string's UTF-8.
-    #[inline]
-    fn string_value(
-        &self,
-        value_path: &'static str,
-        depth: u32,
-    ) -> Result<Option<&'a str>, WireError> {
+    #[inline(always)]
+    fn string_value(&self, value_schema: &'static Schema) -> Res<Option<&'a str>> {
+        // Fast path for what every encoder writes: one value holding only a string shorter than
+        // 128 bytes. It yields exactly what the general path would.
+        if self.values == 1
+            && let Some(value) = self.value
+            && let [0x0a, len, s @ ..] = value.buf
+            && *len < 0x80
+            && usize::from(*len) == s.len()
+        {
+            return utf8(s, value_schema, value.base + 2).map(Some);
+        }
+        self.string_value_general(value_schema)
+    }
+
+    #[inline(never)]
+    fn string_value_general(&self, value_schema: &'static Schema) -> Res<Option<&'a str>> {
         let mut state = AnyValue::Empty;
         match self.value {
             None => return Ok(None),
-            Some(value) if self.values == 1 => any_value(value, value_path, depth, &mut state)?,
+            Some(value) if self.values == 1 => any_value(value, value_schema, &mut state)?,
             Some(_) => {
                 // `value` given several times: protobuf merges the occurrences in order.
-                // Structure and wire types were checked by `scan`.
+                // `scan` has checked the structure of the message.
                 let mut r = self.msg;
                 while r.has_more() {
-                    let (tag, wt) = r.key(self.path)?;
-                    if tag == 2 {
-                        any_value(
-                            r.len_field(self.path, tag, wt)?,
-                            value_path,
-                            depth,
-                            &mut state,
-                        )?;
-                    } else {
-                        r.skip_unknown(self.path, tag, wt, u32::MAX)?;
+                    match r.key(self.schema)? {
+                        LEN_2 => any_value(r.len(self.schema, 2)?, value_schema, &mut state)?,
+                        other => r.other_field(self.schema, other)?,
                     }
                 }
             }
         }
         match state {
-            AnyValue::Str(s) => {
-                std::str::from_utf8(s.buf)
-                    .map(Some)
-                    .map_err(|_| WireError::InvalidUtf8 {
-                        path: value_path,
-                        field: 1,
-                        offset: s.base,
-                    })
-            }
+            AnyValue::Str(s) => utf8(s.buf, value_schema, s.base).map(Some),
             AnyValue::Empty | AnyValue::Other => Ok(None),
         }
     }
+}
+
+/// `bytes` as a string; `offset` locates them for the error.
+#[inline(always)]
+fn utf8<'a>(bytes: &'a [u8], value_schema: &'static Schema, offset: usize) -> Res<&'a str> {
+    std::str::from_utf8(bytes).map_err(|_| invalid_utf8(value_schema, offset))
+}
+
+#[cold]
+#[inline(never)]
+fn invalid_utf8(value_schema: &'static Schema, offset: usize) -> Box<WireError> {
+    Box::new(WireError::InvalidUtf8 {
+        path: value_schema.path,
+        field: 1,
+        offset,
+    })
 }
 
 /// The state of an `AnyValue` oneof as its fields are merged in.
@@ -371,32 +488,26 @@ enum AnyValue<'a> {
 
 /// Merges one `AnyValue` occurrence into `state`: the last oneof member wins.
 #[inline]
-fn any_value<'a>(
-    mut r: Reader<'a>,
-    path: &'static str,
-    depth: u32,
-    state: &mut AnyValue<'a>,
-) -> Result<(), WireError> {
+fn any_value<'a>(mut r: Reader<'a>, s: &'static Schema, state: &mut AnyValue<'a>) -> Res<()> {
     while r.has_more() {
-        let (tag, wt) = r.key(path)?;
-        match tag {
-            1 => *state = AnyValue::Str(r.len_field(path, tag, wt)?),
+        match r.key(s)? {
+            LEN_1 => *state = AnyValue::Str(r.len(s, 1)?),
             // bool_value, int_value, string_value_strindex.
-            2 | 3 | 8 => {
-                r.skip_known(path, tag, wt, WireType::Varint)?;
+            VARINT_2 | VARINT_3 | VARINT_8 => {
+                r.varint(s)?;
                 *state = AnyValue::Other;
             }
             // double_value.
-            4 => {
-                r.skip_known(path, tag, wt, WireType::I64)?;
+            I64_4 => {
+                r.fixed64(s, 4)?;
                 *state = AnyValue::Other;
             }
             // array_value, kvlist_value, bytes_value.
-            5..=7 => {
-                r.skip_known(path, tag, wt, WireType::Len)?;
+            k @ (LEN_5 | LEN_6 | LEN_7) => {
+                r.len(s, (k >> 3) as u32)?;
                 *state = AnyValue::Other;
             }
-            _ => r.skip_unknown(path, tag, wt, depth)?,
+            other => r.other_field(s, other)?,
         }
     }
     Ok(())

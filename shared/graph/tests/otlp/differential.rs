@@ -13,7 +13,7 @@ use super::oracle::{Outcome, check};
 use super::raw::{self, Msg, Rng};
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 512, ..ProptestConfig::default() })]
+    #![proptest_config(generate::config(512))]
 
     /// prost's own encoding: the scanner's views equal prost + views_from_owned.
     #[test]

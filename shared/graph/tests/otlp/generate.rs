@@ -13,6 +13,15 @@ use proptest::collection::vec;
 use proptest::option;
 use proptest::prelude::*;
 
+/// `cases` test cases, unless `PROPTEST_CASES` asks for another number (for longer soak runs).
+pub fn config(cases: u32) -> ProptestConfig {
+    let mut config = ProptestConfig::default();
+    if std::env::var_os("PROPTEST_CASES").is_none() {
+        config.cases = cases;
+    }
+    config
+}
+
 const KEYS: [&str; 22] = [
     "service.name",
     "k8s.deployment.name",

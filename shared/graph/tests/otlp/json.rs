@@ -99,7 +99,7 @@ fn spec_example_decodes() {
     let mut views = DecodedTraces::default();
     views_from_owned(&req, &AttributeKeys::default(), &mut views);
     assert_eq!(views.resources[0].service_name, Some("checkout"));
-    assert_eq!(views.resources[0].graph_values, vec![Some("prod"), None]);
+    assert_eq!(views.resources[0].graph_values[..], [Some("prod"), None]);
     let s = &views.spans[0];
     assert_eq!(
         (s.kind, s.status_code, s.attrs.server_address),
@@ -280,7 +280,7 @@ fn deep_nesting_is_an_error_not_a_stack_overflow() {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+    #![proptest_config(generate::config(256))]
 
     /// What the `opentelemetry-proto` serializer writes (camelCase, hex ids, 64-bit integers as
     /// strings, base64 bytes) decodes back to the same request, also with snake_case keys and

@@ -74,7 +74,7 @@ fn basic_span_is_read() {
     let r = &out.resources[0];
     assert_eq!(r.service_name, Some("checkout"));
     assert_eq!(r.k8s_deployment_name, Some("checkout-v2"));
-    assert_eq!(r.graph_values, vec![Some("prod"), Some("production")]);
+    assert_eq!(r.graph_values[..], [Some("prod"), Some("production")]);
     let s = &out.spans[0];
     assert_eq!(
         (s.resource, s.trace_id, s.span_id, s.parent_span_id),
@@ -574,8 +574,8 @@ fn graph_keys_may_repeat_or_name_the_service() {
     decode_traces(&buf, &keys, &mut out).expect("valid");
     assert_eq!(out.resources[0].service_name, Some("svc"));
     assert_eq!(
-        out.resources[0].graph_values,
-        vec![Some("svc"), Some("prod"), Some("svc")]
+        out.resources[0].graph_values[..],
+        [Some("svc"), Some("prod"), Some("svc")]
     );
 }
 

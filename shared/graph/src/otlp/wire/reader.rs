@@ -143,12 +143,15 @@ impl<'a> Reader<'a> {
     }
 
     /// Handles a key the caller's explicit arms did not match: an invalid key or a known field
-    /// with the wrong wire type is an error (`prost` checks both); an unknown field is skipped.
+    /// with the wrong wire type is an error (`prost` checks both); an unknown field, or a known
+    /// one that is not read, is skipped.
     #[inline(never)]
     pub(super) fn other_field(&mut self, s: &'static Schema, key: u64) -> Res<()> {
         let at = self.offset();
         let (tag, wt) = split_key(s, key, at)?;
-        if let Some(&(_, expected)) = s.fields.iter().find(|(t, _)| *t == tag) {
+        if let Some(&(_, expected)) = s.fields.iter().find(|(t, _)| *t == tag)
+            && expected != wt
+        {
             return Err(Box::new(WireError::WrongWireType {
                 path: s.path,
                 field: tag,
@@ -163,7 +166,13 @@ impl<'a> Reader<'a> {
     /// Skips an unknown field of any wire type, as `prost::encoding::skip_field` does: groups
     /// are walked to their matching end tag, one recursion level per nesting, and `depth` is
     /// the recursion budget left (0: limit reached).
-    fn skip_unknown(&mut self, s: &'static Schema, field: u32, wt: WireType, depth: u32) -> Res<()> {
+    fn skip_unknown(
+        &mut self,
+        s: &'static Schema,
+        field: u32,
+        wt: WireType,
+        depth: u32,
+    ) -> Res<()> {
         if depth == 0 {
             return Err(Box::new(WireError::RecursionLimit {
                 path: s.path,
