@@ -35,7 +35,10 @@ pub struct IngestBenchArgs {
     /// Unpaired spans put in the pairing store before the "large store" runs.
     #[arg(long, default_value_t = 1_000_000)]
     pub prefill: usize,
-    /// Minimum measuring time of the decode-only loops.
+    /// Which layouts to run.
+    #[arg(long, value_enum, default_value = "all")]
+    pub layout: LayoutChoice,
+    /// Minimum measuring time of each measurement.
     #[arg(long, default_value = "2s", value_parser = humantime::parse_duration)]
     pub min_time: Duration,
 }
@@ -45,6 +48,16 @@ pub fn run(cmd: &BenchCommand) -> anyhow::Result<()> {
     match cmd {
         BenchCommand::Ingest(args) => ingest(args),
     }
+}
+
+/// Layouts of `meshwatch bench ingest`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LayoutChoice {
+    /// 50 services, 20 spans per resource.
+    Typical,
+    /// 5,000 services, one span per resource.
+    Worst,
+    All,
 }
 
 struct Layout {
@@ -227,7 +240,15 @@ fn ingest(args: &IngestBenchArgs) -> anyhow::Result<()> {
         args.prefill
     )?;
     writeln!(stdout, "|---|---|---|---|---|---|---|---|")?;
-    for layout in &LAYOUTS {
+    let chosen = LAYOUTS
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| match args.layout {
+            LayoutChoice::Typical => *i == 0,
+            LayoutChoice::Worst => *i == 1,
+            LayoutChoice::All => true,
+        });
+    for (_, layout) in chosen {
         let bodies: Vec<Vec<u8>> = (0..args.requests)
             .map(|i| {
                 synthetic_request(

@@ -20,8 +20,6 @@ pub struct IngestConfig {
     pub pipeline: PipelineConfig,
     pub nats: NatsConfig,
     pub buffer: BufferConfig,
-    /// Name of this replica in the snapshots it publishes (default: `$HOSTNAME`, else `ingest`).
-    pub producer: Option<String>,
 }
 
 /// The OTLP receivers.
@@ -106,6 +104,8 @@ pub struct GraphConfig {
     pub default_graph: String,
     /// Longest service, peer or graph name kept (longer ones are cut).
     pub max_name_bytes: usize,
+    /// Name of this replica in the snapshots it publishes (default: `$HOSTNAME`, else `ingest`).
+    pub producer: Option<String>,
 }
 
 impl Default for GraphConfig {
@@ -123,6 +123,7 @@ impl Default for GraphConfig {
             graph_keys: d.graph_keys,
             default_graph: d.default_graph,
             max_name_bytes: d.max_name_bytes,
+            producer: None,
         }
     }
 }
@@ -152,7 +153,15 @@ impl GraphConfig {
 
 impl Validate for GraphConfig {
     fn validate(&self) -> Vec<String> {
-        self.aggregator().validate()
+        let mut problems = self.aggregator().validate();
+        if self
+            .producer
+            .as_deref()
+            .is_some_and(|p| p.trim().is_empty())
+        {
+            problems.push("producer: must not be empty".to_owned());
+        }
+        problems
     }
 }
 
@@ -210,13 +219,6 @@ impl Validate for IngestConfig {
                 .into_iter()
                 .map(|p| format!("buffer.{p}")),
         );
-        if self
-            .producer
-            .as_deref()
-            .is_some_and(|p| p.trim().is_empty())
-        {
-            problems.push("producer: must not be empty".to_owned());
-        }
         problems
     }
 }
@@ -224,7 +226,8 @@ impl Validate for IngestConfig {
 impl IngestConfig {
     /// The producer name: configured, else `$HOSTNAME` (the pod name in Kubernetes).
     pub fn producer_name(&self) -> String {
-        self.producer
+        self.graph
+            .producer
             .clone()
             .or_else(|| std::env::var("HOSTNAME").ok().filter(|h| !h.is_empty()))
             .unwrap_or_else(|| "ingest".to_owned())

@@ -67,8 +67,23 @@ impl tower_service::Service<http::Request<Body>> for TraceGrpc {
             .accept_compressed(CompressionEncoding::Gzip)
             .accept_compressed(CompressionEncoding::Zstd)
             .max_decoding_message_size(self.max_message_bytes);
-        Box::pin(async move { Ok(grpc.unary(method, req).await) })
+        Box::pin(async move { Ok(too_large_is_not_retryable(grpc.unary(method, req).await)) })
     }
+}
+
+/// tonic answers a message above the size limit with OUT_OF_RANGE, which OTLP exporters retry
+/// forever; the same request can never succeed, so it becomes RESOURCE_EXHAUSTED without
+/// RetryInfo, which OTLP defines as not retryable. (This service never returns OUT_OF_RANGE
+/// itself.)
+fn too_large_is_not_retryable(mut response: http::Response<Body>) -> http::Response<Body> {
+    let out_of_range = http::HeaderValue::from(Code::OutOfRange as i32);
+    if response.headers().get("grpc-status") == Some(&out_of_range) {
+        response.headers_mut().insert(
+            "grpc-status",
+            http::HeaderValue::from(Code::ResourceExhausted as i32),
+        );
+    }
+    response
 }
 
 struct Export(TraceGrpc);

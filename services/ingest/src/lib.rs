@@ -178,8 +178,18 @@ pub async fn run(config: IngestConfig, shutdown: &Shutdown) -> Result<Running, I
         let unflushed = publisher
             .flush(tokio::time::Instant::from_std(deadline))
             .await;
+        // The thread ends once the last handle is gone; a receiver task that still holds one
+        // must not hang the drain past the deadline.
         drop(pipeline);
-        let _ = tokio::task::spawn_blocking(move || worker.join()).await;
+        let remaining = deadline.saturating_duration_since(Instant::now());
+        let joined = tokio::time::timeout(
+            remaining,
+            tokio::task::spawn_blocking(move || worker.join()),
+        )
+        .await;
+        if joined.is_err() {
+            tracing::warn!("aggregation thread still running at the deadline");
+        }
         match (held, unflushed) {
             (0, Ok(())) => {
                 tracing::info!("drained: every snapshot published");

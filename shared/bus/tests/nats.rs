@@ -209,9 +209,10 @@ async fn same_snapshot_twice_is_stored_once() -> anyhow::Result<()> {
         );
         assert!(stored.subject.ends_with(".snapshots.prod%2Eeu%20west"));
         let header = |name: &str| stored.headers.get(name).map(|v| v.as_str().to_owned());
+        // The id names the producer, so other replicas' partial snapshots of the window stay.
         assert_eq!(
             header(HEADER_MSG_ID).as_deref(),
-            Some("snapshot:prod%2Eeu%20west:1764000000000")
+            Some("snapshot:prod%2Eeu%20west:1764000000000:ingest-test")
         );
         assert_eq!(
             header(HEADER_CONTENT_TYPE).as_deref(),

@@ -286,6 +286,7 @@ impl Aggregator {
     pub fn flush_all(&mut self, out: &mut Vec<GraphSnapshot>) {
         for graph in &mut self.graphs {
             graph.close_until(&self.cfg, &self.producer, i64::MAX, out);
+            graph.emit_carried(&self.cfg, &self.producer, out);
         }
     }
 }
@@ -318,7 +319,38 @@ impl GraphState {
                 producer,
                 &carried,
             ));
+            // Names only closed windows referenced can go.
+            self.interner.sweep(self.closed_until);
         }
+    }
+
+    /// At a final flush, late and rejected spans counted after the last window still need a
+    /// snapshot: one without nodes, for the next window, carries them.
+    fn emit_carried(
+        &mut self,
+        cfg: &AggregatorConfig,
+        producer: &str,
+        out: &mut Vec<GraphSnapshot>,
+    ) {
+        if self.carried == IngestStats::default() {
+            return;
+        }
+        let start = if self.closed_until != i64::MIN {
+            self.closed_until
+        } else if self.max_event_ms != i64::MIN {
+            window_start(self.max_event_ms, cfg.window_ms)
+        } else {
+            0
+        };
+        let carried = std::mem::take(&mut self.carried);
+        out.push(WindowAcc::new(start).into_snapshot(
+            &self.name,
+            cfg.window_ms,
+            &self.interner,
+            producer,
+            &carried,
+        ));
+        self.closed_until = start.saturating_add(i64::from(cfg.window_ms));
     }
 
     /// Expires the pairing-store entries of a closing window.
@@ -347,10 +379,12 @@ impl GraphState {
                         edge.calls += 1;
                         edge.errors += u64::from(entry.side.error);
                         edge.client_latency.add(entry.side.duration_ms);
-                        // A virtual node's requests are what its callers saw.
-                        window
-                            .node(callee)
-                            .request(entry.side.duration_ms, entry.side.error);
+                        // A virtual node's requests are what its callers saw; a real service
+                        // named by `peer.service` keeps only its own server spans.
+                        let node = window.node(callee);
+                        if self.interner.kind(callee) != NodeKind::Service {
+                            node.request(entry.side.duration_ms, entry.side.error);
+                        }
                     }
                 }
                 PendingRef::Orphan(k, span_id) => {
@@ -376,6 +410,7 @@ impl GraphState {
         prefix: &str,
         suffix: Option<&str>,
         max: usize,
+        window: i64,
     ) -> NodeId {
         self.scratch.clear();
         self.scratch.push_str(prefix);
@@ -384,7 +419,9 @@ impl GraphState {
             self.scratch.push_str(s);
         }
         let name = truncate_name(&self.scratch, max);
-        self.interner.intern(name, kind).0
+        let id = self.interner.intern(name, kind).0;
+        self.interner.touch(id, window);
+        id
     }
 
     fn user_node(&mut self) -> NodeId {
@@ -426,6 +463,7 @@ impl GraphState {
         window.stats.spans += 1;
         window.stats.overflow_services += u64::from(folded);
         window.node(service).spans += 1;
+        self.interner.touch(service, win);
         let side = Side {
             service,
             kinded: !matches!(kind, SpanKind::Unspecified | SpanKind::Internal),
@@ -441,10 +479,25 @@ impl GraphState {
             }
             SpanKind::Server | SpanKind::Consumer => {
                 self.window(win).node(service).request(duration_ms, error);
+                // A server span is also the parent of its handler's spans (internal ones stay
+                // internal) and, where a client span is missing, of another service's spans:
+                // as a parent it pairs like a span without a kind.
+                self.parent_role(
+                    cfg,
+                    ids,
+                    Side {
+                        kinded: false,
+                        ..side
+                    },
+                );
                 self.callee_role(cfg, &span.attrs, ids, side, kind);
             }
             SpanKind::Unspecified | SpanKind::Internal => {
-                self.unkinded_caller_role(cfg, &span.attrs, ids, side);
+                if span.attrs.db_system.is_some() {
+                    self.window(win).node(service).out_call(duration_ms, error);
+                    self.database_call(cfg, &span.attrs, side);
+                }
+                self.parent_role(cfg, ids, side);
                 self.callee_role(cfg, &span.attrs, ids, side, kind);
             }
         }
@@ -480,7 +533,7 @@ impl GraphState {
             self.window(side.window).stats.paired += 1;
         }
         let virtual_callee = if matched == 0 {
-            self.virtual_callee(cfg, attrs, side.messaging)
+            self.virtual_callee(cfg, attrs, side)
         } else {
             None
         };
@@ -497,20 +550,9 @@ impl GraphState {
         }
     }
 
-    /// The caller role of a span without a kind: it may be the parent of other services' spans.
-    fn unkinded_caller_role(
-        &mut self,
-        cfg: &AggregatorConfig,
-        attrs: &SpanAttrs<'_>,
-        ids: SpanIds,
-        side: Side,
-    ) {
-        if attrs.db_system.is_some() {
-            self.window(side.window)
-                .node(side.service)
-                .out_call(side.duration_ms, side.error);
-            self.database_call(cfg, attrs, side);
-        }
+    /// The parent role of a span that is not a client span (`side.kinded` is false): it may be
+    /// the parent of other services' spans (an edge) or of its own service's (internal).
+    fn parent_role(&mut self, cfg: &AggregatorConfig, ids: SpanIds, side: Side) {
         let k = key(&ids.trace_id, &ids.span_id);
         let matched = self.adopt_orphans(cfg, &k, side);
         let entry = CallerEntry {
@@ -557,6 +599,7 @@ impl GraphState {
                         system,
                         attrs.messaging_destination,
                         cfg.max_name_bytes,
+                        side.window,
                     ),
                     ConnectionType::Messaging,
                 ),
@@ -673,6 +716,7 @@ impl GraphState {
             system,
             attrs.db_namespace.or(attrs.server_address),
             cfg.max_name_bytes,
+            side.window,
         );
         let overflow = self.interner.overflow();
         let window = self.window(side.window);
@@ -695,19 +739,22 @@ impl GraphState {
         &mut self,
         cfg: &AggregatorConfig,
         attrs: &SpanAttrs<'_>,
-        messaging: bool,
+        side: Side,
     ) -> Option<(NodeId, ConnectionType)> {
-        if messaging && let Some(system) = attrs.messaging_system {
+        if side.messaging
+            && let Some(system) = attrs.messaging_system
+        {
             let node = self.virtual_node(
                 NodeKind::Messaging,
                 system,
                 attrs.messaging_destination,
                 cfg.max_name_bytes,
+                side.window,
             );
             return Some((node, ConnectionType::Messaging));
         }
         let peer = attrs.peer_service.or(attrs.server_address)?;
-        let node = self.virtual_node(NodeKind::Peer, peer, None, cfg.max_name_bytes);
+        let node = self.virtual_node(NodeKind::Peer, peer, None, cfg.max_name_bytes, side.window);
         Some((node, ConnectionType::VirtualPeer))
     }
 }

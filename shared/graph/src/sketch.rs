@@ -26,18 +26,39 @@ pub enum SketchError {
     Invalid(&'static str),
 }
 
-/// Dense bucket counts starting at `offset`.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+/// Dense bucket counts starting at `offset`. The vector may hold empty buckets at either end
+/// (room to grow without copying); [`Store::trimmed`] gives the buckets that hold counts, and
+/// equality compares those.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct Store {
     pub offset: i32,
     pub counts: Vec<u64>,
 }
 
+impl PartialEq for Store {
+    fn eq(&self, other: &Self) -> bool {
+        self.trimmed() == other.trimmed()
+    }
+}
+
 impl Store {
+    /// The offset and counts of the buckets from the first to the last non-empty one.
+    pub fn trimmed(&self) -> (i32, &[u64]) {
+        let Some(first) = self.counts.iter().position(|&c| c > 0) else {
+            return (0, &[]);
+        };
+        let last = self.counts.iter().rposition(|&c| c > 0).unwrap_or(first);
+        (self.offset + first as i32, &self.counts[first..=last])
+    }
+
     fn add(&mut self, index: i32, n: u64) {
         if self.counts.is_empty() {
-            self.offset = index;
-            self.counts.push(n);
+            // Start in the middle of a small range: neighbours of the first value fit without
+            // copying.
+            const START: usize = 8;
+            self.counts.resize(2 * START, 0);
+            self.offset = index - START as i32;
+            self.counts[START] = n;
             return;
         }
         if index < self.offset {
@@ -48,10 +69,17 @@ impl Store {
                 *first += n;
                 return;
             }
-            let mut counts = vec![0; grow];
-            counts.append(&mut self.counts);
+            // Leave room below too, so that a run of ever smaller values does not copy the
+            // store each time.
+            let room = (self.counts.len() / 2)
+                .max(4)
+                .min(MAX_BUCKETS - self.counts.len() - grow);
+            let front = grow + room;
+            let mut counts = Vec::with_capacity(front + self.counts.len());
+            counts.resize(front, 0);
+            counts.extend_from_slice(&self.counts);
             self.counts = counts;
-            self.offset = index;
+            self.offset = index - room as i32;
         }
         let pos = (index - self.offset) as usize;
         if pos >= self.counts.len() {

@@ -30,6 +30,21 @@ pub enum ConnectionType {
     VirtualPeer,
 }
 
+impl ConnectionType {
+    /// Precedence when calls of several types meet on one edge (rare): what was observed from
+    /// both sides outranks what was inferred from attributes, so the result does not depend on
+    /// arrival order and one unpaired call does not relabel a real edge.
+    pub fn rank(self) -> u8 {
+        match self {
+            Self::VirtualPeer => 0,
+            Self::Entry => 1,
+            Self::Database => 2,
+            Self::Direct => 3,
+            Self::Messaging => 4,
+        }
+    }
+}
+
 /// Statistics of one node in one window.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Node {

@@ -22,20 +22,30 @@ pub fn window_start(t_ms: i64, window_ms: u32) -> i64 {
 }
 
 /// Node names of one graph, each interned once. Bounded: past the limit every new name maps
-/// to the overflow node.
+/// to the overflow node. Names no open window can reference any more are swept, so that names
+/// that come and go (pods, peer addresses) do not fill the graph for the life of the process.
 #[derive(Debug)]
 pub(crate) struct Interner {
     names: Vec<(Box<str>, NodeKind)>,
+    /// Latest window (start ms) whose statistics reference each id.
+    last_used: Vec<i64>,
     index: FxHashMap<Box<str>, NodeId>,
+    /// Ids of swept names, reused first.
+    free: Vec<NodeId>,
     limit: usize,
     overflow: NodeId,
 }
+
+/// Ids below this (overflow, user) are never swept.
+const RESERVED: NodeId = 2;
 
 impl Interner {
     pub(crate) fn new(limit: usize) -> Self {
         let mut interner = Self {
             names: Vec::new(),
+            last_used: Vec::new(),
             index: FxHashMap::default(),
+            free: Vec::new(),
             limit,
             overflow: 0,
         };
@@ -46,10 +56,26 @@ impl Interner {
     }
 
     fn insert(&mut self, name: &str, kind: NodeKind) -> NodeId {
-        let id = self.names.len() as NodeId;
-        self.names.push((name.into(), kind));
+        let id = match self.free.pop() {
+            Some(id) => {
+                self.names[id as usize] = (name.into(), kind);
+                self.last_used[id as usize] = i64::MIN;
+                id
+            }
+            None => {
+                self.names.push((name.into(), kind));
+                self.last_used.push(i64::MIN);
+                (self.names.len() - 1) as NodeId
+            }
+        };
         self.index.insert(name.into(), id);
         id
+    }
+
+    /// Names interned and not swept.
+    #[cfg(test)]
+    pub(crate) fn len(&self) -> usize {
+        self.index.len()
     }
 
     /// The id of `name`, interning it; `(overflow id, true)` when the graph is full.
@@ -66,10 +92,34 @@ impl Interner {
             }
             return (id, id == self.overflow && kind != NodeKind::Overflow);
         }
-        if self.names.len() >= self.limit {
+        if self.index.len() >= self.limit {
             return (self.overflow, true);
         }
         (self.insert(name, kind), false)
+    }
+
+    /// Records that window `window` references `id`.
+    pub(crate) fn touch(&mut self, id: NodeId, window: i64) {
+        if let Some(last) = self.last_used.get_mut(id as usize)
+            && *last < window
+        {
+            *last = window;
+        }
+    }
+
+    /// Forgets every name whose latest reference is a window starting before `before` (all
+    /// such windows are closed and their pairing-store entries expired).
+    pub(crate) fn sweep(&mut self, before: i64) {
+        for id in RESERVED..self.names.len() as NodeId {
+            let i = id as usize;
+            if self.last_used[i] < before && !self.names[i].0.is_empty() {
+                let (name, _) =
+                    std::mem::replace(&mut self.names[i], ("".into(), NodeKind::Overflow));
+                self.index.remove(&name);
+                self.last_used[i] = i64::MAX;
+                self.free.push(id);
+            }
+        }
     }
 
     pub(crate) fn overflow(&self) -> NodeId {
@@ -194,8 +244,10 @@ impl WindowAcc {
             .edges
             .entry(key)
             .or_insert_with(|| EdgeAcc::new(connection_type));
-        // Calls of several types on one edge (rare): the highest type wins, whatever the order.
-        edge.connection_type = edge.connection_type.max(connection_type);
+        // Calls of several types on one edge (rare): the highest rank wins, whatever the order.
+        if connection_type.rank() > edge.connection_type.rank() {
+            edge.connection_type = connection_type;
+        }
         edge
     }
 
@@ -280,6 +332,26 @@ mod tests {
         assert_ne!(a, b);
         assert_eq!(i.intern("a", NodeKind::Service), (a, false));
         assert_eq!(i.name(b), "b");
+    }
+
+    #[test]
+    fn sweep_forgets_names_of_closed_windows_and_reuses_their_ids() {
+        let mut i = Interner::new(4);
+        let (a, _) = i.intern("a", NodeKind::Service);
+        let (b, _) = i.intern("b", NodeKind::Service);
+        i.touch(a, 0);
+        i.touch(b, 30_000);
+        i.sweep(30_000);
+        assert_eq!(i.len(), 3, "overflow, user and b stay");
+        let (c, folded) = i.intern("c", NodeKind::Service);
+        assert!(!folded);
+        assert_eq!(c, a, "the swept id is reused");
+        assert_eq!(i.name(c), "c");
+        assert_eq!(i.intern("b", NodeKind::Service), (b, false));
+        // Reserved ids survive any sweep.
+        i.sweep(i64::MAX);
+        assert_eq!(i.kind(1), NodeKind::User);
+        assert_eq!(i.len(), 2);
     }
 
     #[test]

@@ -121,13 +121,16 @@ pub fn latency_summary(sketch: &Sketch) -> v1::LatencySummary {
 impl From<&Sketch> for v1::LatencySketch {
     fn from(s: &Sketch) -> Self {
         let empty = s.is_empty();
+        // Only the buckets that hold counts travel (the domain store keeps room to grow).
+        let (positive_offset, positive) = s.positive.trimmed();
+        let (negative_offset, negative) = s.negative.trimmed();
         Self {
             alpha: s.alpha,
             min_value: s.min_value,
-            positive_offset: s.positive.offset,
-            positive_counts: s.positive.counts.clone(),
-            negative_offset: s.negative.offset,
-            negative_counts: s.negative.counts.clone(),
+            positive_offset,
+            positive_counts: positive.to_vec(),
+            negative_offset,
+            negative_counts: negative.to_vec(),
             zero_count: s.zero_count,
             count: s.count,
             sum: if empty { 0.0 } else { s.sum },

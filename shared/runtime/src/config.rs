@@ -4,9 +4,11 @@
 //!
 //! 1. **defaults** — `T::default()`, through `#[serde(default)]` on every config struct;
 //! 2. **file** — the TOML file given with `--config PATH` (optional);
-//! 3. **environment** — `MESHWATCH_<KEY>` with `__` between nesting levels, names lowercased:
-//!    `MESHWATCH_INGEST__WINDOW=30s` sets `ingest.window`, `MESHWATCH_ADMIN__LISTEN=0.0.0.0:9000`
-//!    sets `admin.listen`;
+//! 3. **environment** — `MESHWATCH_<SECTION>__<KEY>` with `__` between nesting levels, names
+//!    lowercased: `MESHWATCH_INGEST__WINDOW=30s` sets `ingest.window`,
+//!    `MESHWATCH_ADMIN__LISTEN=0.0.0.0:9000` sets `admin.listen`. Variables without `__`
+//!    (`MESHWATCH_CACHE` of the scripts) are not configuration and are ignored, so every setting
+//!    of a service belongs in a section;
 //! 4. **flags** — `--set ingest.window=10s`, repeatable, later ones win.
 //!
 //! Environment and `--set` values are read as one TOML value where they parse as one (`30`,

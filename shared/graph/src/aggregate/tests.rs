@@ -491,3 +491,70 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn peer_fallback_naming_a_real_service_becomes_that_service_whatever_the_order() {
+    // checkout's client span names payments by server.address but never pairs; payments' own
+    // (unrelated) span arrives later in the window.
+    let mut lonely = t("checkout", 1, 1, None, CLIENT, 0, 10);
+    lonely.peer = Some("payments");
+    let served = t("payments", 2, 1, None, SERVER, 0, 5);
+    for order in [vec![lonely.clone(), served.clone()], vec![served, lonely]] {
+        let (snaps, _) = run(cfg(), &[order]);
+        let s = &snaps[0];
+        assert_eq!(node(s, "payments").kind, NodeKind::Service);
+        // Its requests are its own server spans, not the callers' unpaired views.
+        assert_eq!(node(s, "payments").requests, 1);
+        let e = edge(s, "checkout", "payments");
+        assert_eq!((e.calls, e.paired_calls), (1, 0));
+    }
+}
+
+#[test]
+fn internal_children_of_a_server_span_are_not_requests() {
+    let spans = vec![
+        t("a", 1, 1, None, SERVER, 0, 100),
+        t("a", 1, 2, Some(1), 1, 10, 50),
+        t("a", 1, 3, Some(2), CLIENT, 20, 40),
+        t("b", 1, 4, Some(3), SERVER, 25, 35),
+    ];
+    for order in [spans.clone(), spans.iter().rev().cloned().collect()] {
+        let (snaps, _) = run(cfg(), &[order]);
+        let s = &snaps[0];
+        assert_eq!(
+            node(s, "a").requests,
+            1,
+            "the internal span is not a request"
+        );
+        assert_eq!(node(s, "b").requests, 1);
+        assert_eq!(edge(s, "a", "b").paired_calls, 1);
+        assert_eq!(s.stats.unpaired, 0);
+        assert_eq!(s.edges.len(), 2, "user -> a and a -> b only: {:?}", s.edges);
+    }
+}
+
+#[test]
+fn a_server_span_parent_of_another_services_span_is_an_edge() {
+    // The caller's client instrumentation is missing: B's server span is a child of A's.
+    let spans = vec![
+        t("a", 1, 1, None, SERVER, 0, 100),
+        t("b", 1, 2, Some(1), SERVER, 10, 60),
+    ];
+    let (snaps, _) = run(cfg(), &[spans]);
+    let s = &snaps[0];
+    let e = edge(s, "a", "b");
+    assert_eq!((e.calls, e.paired_calls), (1, 1));
+    assert_eq!(node(s, "a").out_calls, 1);
+    assert_eq!(s.stats.unpaired, 0);
+}
+
+#[test]
+fn late_and_rejected_spans_after_the_last_window_still_reach_a_snapshot() {
+    let mut bad = t("a", 1, 1, None, SERVER, 20, 10);
+    bad.kind = SERVER;
+    let (snaps, reports) = run(cfg(), &[vec![bad]]);
+    assert_eq!(reports[0].rejected(), 1);
+    assert_eq!(snaps.len(), 1);
+    assert_eq!(snaps[0].stats.rejected, 1);
+    assert!(snaps[0].nodes.is_empty());
+}

@@ -105,7 +105,7 @@ impl Layers {
         }
     }
 
-    /// Merges every `MESHWATCH_*` variable, in name order so the result does not depend on the
+    /// Merges every `MESHWATCH_<SECTION>__*` variable, in name order so the result does not depend on the
     /// order the OS lists them in (`MESHWATCH_A` is applied before `MESHWATCH_A__B`).
     pub(crate) fn add_env<I, K, V>(&mut self, vars: I)
     where
@@ -117,7 +117,13 @@ impl Layers {
             .into_iter()
             .filter_map(|(name, value)| {
                 let name = name.into().into_string().ok()?;
-                name.starts_with(ENV_PREFIX).then(|| (name, value.into()))
+                // Only `MESHWATCH_<SECTION>__<KEY>` configures a service: every setting lives
+                // in a section, and variables without the separator (`MESHWATCH_CACHE` of the
+                // scripts, say) belong to other tools.
+                let configures = name
+                    .strip_prefix(ENV_PREFIX)
+                    .is_some_and(|rest| rest.contains(ENV_SEPARATOR));
+                configures.then(|| (name, value.into()))
             })
             .collect();
         ours.sort_by(|a, b| a.0.cmp(&b.0));

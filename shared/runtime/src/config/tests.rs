@@ -126,6 +126,18 @@ fn no_sources_give_the_defaults() -> anyhow::Result<()> {
 }
 
 #[test]
+fn variables_without_a_section_are_not_configuration() -> anyhow::Result<()> {
+    // The scripts' own variables share the prefix; they must not be read as unknown keys.
+    let env = [
+        ("MESHWATCH_CACHE", "/tmp/cache"),
+        ("MESHWATCH_PYTHON", "/usr/bin/python3"),
+    ];
+    let (result, _f) = load_test(None, &env, &[])?;
+    assert_eq!(result?, TestConfig::default());
+    Ok(())
+}
+
+#[test]
 fn file_is_below_env_which_is_below_set() -> anyhow::Result<()> {
     let file = r#"
         [ingest]

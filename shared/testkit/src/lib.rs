@@ -1,0 +1,23 @@
+//! Harness of Meshwatch's system tests (dev-only, `publish = false`): the real components they
+//! run against, found or started the same way on a developer machine and in CI.
+//!
+//! - [`nats`]: a `nats-server` with JetStream — `NATS_URL` when set (as `scripts/test.sh` does),
+//!   else one started here from the binary `scripts/install-nats.sh` installs;
+//!   [`unique_namespace`] keeps every test's streams and subjects apart.
+//! - [`snapshots`]: the graph snapshots a namespace's ingest published, read back through an
+//!   ordered JetStream consumer and decoded with `meshwatch-proto`.
+//! - [`mod@python`]: the interpreter with the OpenTelemetry SDK (`MESHWATCH_PYTHON`, else the
+//!   project's cache venv) and a child-process runner with a timeout.
+//! - [`ports`]: free loopback ports, for processes whose `:0` ports cannot be read back.
+//!
+//! A missing prerequisite is an error that says how to install it: tests fail, never skip.
+
+pub mod nats;
+pub mod ports;
+pub mod python;
+pub mod snapshots;
+
+pub use nats::{NatsServer, TestNats, delete_streams, unique_namespace};
+pub use ports::{free_addr, free_addrs, free_port};
+pub use python::{CommandOutput, python, run_with_timeout};
+pub use snapshots::{EdgeTotals, NodeTotals, SnapshotReader, Totals, describe, read_all_snapshots};
