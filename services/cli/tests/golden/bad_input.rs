@@ -38,16 +38,13 @@ fn invalid_json_line_is_an_error_naming_the_line() {
     let output = dir.path().join("out.jsonl");
     let out = snapshot(&path, "otlp-json", &output, &["--window", "60s"]);
     assert_eq!(out.status.code(), Some(1));
-    // The line's newline ends the record inside a string. The decoder's message appears twice
-    // (the error repeats its source's text) and its position is within the record.
+    // The line's newline ends the record inside a string; the decoder's position is within the
+    // record.
     let serde =
         "control character (\\u0000-\\u001F) found while parsing a string at line 2 column 0";
     assert_eq!(
         stderr(&out),
-        format!(
-            "meshwatch: error: line 21: invalid OTLP/JSON trace request: \
-             invalid OTLP/JSON trace request: {serde}: {serde}\n"
-        )
+        format!("meshwatch: error: line 21: invalid OTLP/JSON trace request: {serde}\n")
     );
     let written = read(&output);
     assert_eq!(lines_of(&written), 1, "the window lines 1-20 closed");

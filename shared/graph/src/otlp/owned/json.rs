@@ -40,8 +40,15 @@ use self::scalars::{Base64, Double, Enum, Hex, Int, SpanKindNames, StatusCodeNam
 pub enum JsonError {
     /// Malformed JSON, invalid UTF-8, or a value of the wrong type or format; the message
     /// names the problem and its line and column.
+    /// (The cause is in the message, not also a `source`, so an error chain names it once.)
     #[error("invalid OTLP/JSON trace request: {0}")]
-    Invalid(#[from] serde_json::Error),
+    Invalid(serde_json::Error),
+}
+
+impl From<serde_json::Error> for JsonError {
+    fn from(error: serde_json::Error) -> Self {
+        Self::Invalid(error)
+    }
 }
 
 /// Decodes an OTLP/JSON `ExportTraceServiceRequest`.
