@@ -558,3 +558,28 @@ fn late_and_rejected_spans_after_the_last_window_still_reach_a_snapshot() {
     assert_eq!(snaps[0].stats.rejected, 1);
     assert!(snaps[0].nodes.is_empty());
 }
+
+#[test]
+fn service_name_falls_back_to_the_deployment_then_unknown_service_and_long_names_are_cut() {
+    let long = "s".repeat(10_000);
+    let spans = vec![
+        t("x", 1, 1, None, SERVER, 0, 10),
+        t("x", 2, 1, None, SERVER, 0, 10),
+        t("x", 3, 1, None, SERVER, 0, 10),
+    ];
+    let o = owned(&spans);
+    let mut v = views(&spans, &o, None);
+    v.resources[0].service_name = None;
+    v.resources[0].k8s_deployment_name = Some("checkout");
+    v.resources[1].service_name = Some("");
+    v.resources[2].service_name = Some(&long);
+    let mut agg = Aggregator::new(cfg(), "t").expect("valid");
+    let mut out = Vec::new();
+    agg.ingest(&v, None, &mut out);
+    agg.flush_all(&mut out);
+    let s = &out[0];
+    assert_eq!(node(s, "checkout").requests, 1);
+    assert_eq!(node(s, "unknown_service").requests, 1);
+    let cut = "s".repeat(cfg().max_name_bytes);
+    assert_eq!(node(s, &cut).requests, 1);
+}
