@@ -11,6 +11,7 @@
 
 pub mod aggregate;
 pub mod config;
+pub mod labels;
 pub mod otlp;
 mod pairing;
 pub mod sketch;

@@ -62,6 +62,31 @@ pub struct Node {
     pub in_gap: Sketch,
     /// All spans of this service in the window.
     pub spans: u64,
+    /// Resource metrics of the service in the window (OTLP metrics), each present only when
+    /// samples were received: absent is not zero.
+    #[serde(default)]
+    pub resources: ResourceStats,
+}
+
+/// Resource metrics of one service in one window (from OTLP metrics: container, k8s pod,
+/// process and system semantic conventions; `docs/resource-metrics.md`). Each field is `None`
+/// when no sample arrived. Values aggregate the samples of all the service's instances in the
+/// window as documented per field.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ResourceStats {
+    /// CPU utilisation, 0..=1 of the limit (or of the available cores), mean over instances
+    /// and samples.
+    pub cpu_utilization: Option<f64>,
+    /// Memory in use, bytes, mean over samples, summed over instances.
+    pub memory_bytes: Option<f64>,
+    /// Memory utilisation, 0..=1 of the limit, mean over instances and samples.
+    pub memory_utilization: Option<f64>,
+    /// Network bytes received per second, summed over instances.
+    pub network_rx_bytes_per_s: Option<f64>,
+    /// Network bytes sent per second, summed over instances.
+    pub network_tx_bytes_per_s: Option<f64>,
+    /// Container/process restarts observed in the window, summed over instances.
+    pub restarts: Option<u64>,
 }
 
 impl Node {
@@ -77,6 +102,7 @@ impl Node {
             out_latency: Sketch::default(),
             in_gap: Sketch::default(),
             spans: 0,
+            resources: ResourceStats::default(),
         }
     }
 }

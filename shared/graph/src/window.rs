@@ -274,6 +274,7 @@ impl WindowAcc {
                 out_latency: acc.out_latency,
                 in_gap: acc.in_gap,
                 spans: acc.spans,
+                resources: Default::default(),
             })
             .collect();
         nodes.sort_by(|a, b| a.name.cmp(&b.name));
