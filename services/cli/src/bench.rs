@@ -1,6 +1,8 @@
 //! `meshwatch bench`: throughput of the hot paths, single-threaded, on pre-encoded realistic
 //! requests (`docs/benchmarks.md` records the results and the machine).
 
+pub mod simulator;
+
 use std::io::Write;
 use std::time::{Duration, Instant};
 
@@ -18,6 +20,8 @@ use prost::Message;
 pub enum BenchCommand {
     /// OTLP decode and graph aggregation throughput, and the pairing store's memory.
     Ingest(IngestBenchArgs),
+    /// Simulator generation rate per topology.
+    Simulator(simulator::SimulatorBenchArgs),
 }
 
 /// Arguments of `meshwatch bench ingest`.
@@ -47,6 +51,7 @@ pub struct IngestBenchArgs {
 pub fn run(cmd: &BenchCommand) -> anyhow::Result<()> {
     match cmd {
         BenchCommand::Ingest(args) => ingest(args),
+        BenchCommand::Simulator(args) => simulator::run(args),
     }
 }
 

@@ -1,5 +1,6 @@
 //! Reading OTLP trace files: JSON lines (one `ExportTraceServiceRequest` per line) or a stream
-//! of varint-length-delimited protobuf requests, either possibly gzip-compressed.
+//! of varint-length-delimited protobuf requests, either possibly gzip-compressed; and Zipkin v2
+//! JSON span lists (one JSON array, or several one after another), converted to OTLP.
 
 use std::fs::File;
 use std::io::{BufRead, BufReader, Read};
@@ -15,6 +16,54 @@ pub enum InputFormat {
     OtlpJson,
     /// Protobuf `ExportTraceServiceRequest`s, each preceded by its length as a varint.
     OtlpProto,
+    /// Zipkin v2 JSON: a JSON array of spans (a `POST /api/v2/spans` body), or several arrays
+    /// one after another; each array is one request (`meshwatch_graph::zipkin`).
+    Zipkin,
+}
+
+impl InputFormat {
+    /// The name on the command line (`otlp-json`, `otlp-proto`, `zipkin`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::OtlpJson => "otlp-json",
+            Self::OtlpProto => "otlp-proto",
+            Self::Zipkin => "zipkin",
+        }
+    }
+
+    /// What one record is called in messages (`line 3`, `record 3`, `span list 3`).
+    pub fn record_label(self) -> &'static str {
+        match self {
+            Self::OtlpJson => "line",
+            Self::OtlpProto => "record",
+            Self::Zipkin => "span list",
+        }
+    }
+}
+
+/// Decodes one record (from [`next_record`]) into an owned OTLP request: OTLP/JSON and Zipkin
+/// through their decoders, protobuf with `prost`. `keys` are the graph keys (Zipkin tags of
+/// those names become resource attributes). Errors name the record.
+pub fn decode_request(
+    format: InputFormat,
+    record: &[u8],
+    n: u64,
+    keys: &meshwatch_graph::span::AttributeKeys,
+) -> anyhow::Result<opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest> {
+    use prost::Message;
+    let label = format.record_label();
+    match format {
+        InputFormat::OtlpJson => meshwatch_graph::otlp::owned::decode_json(record)
+            .with_context(|| format!("{label} {n}")),
+        InputFormat::OtlpProto => {
+            opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest::decode(
+                record,
+            )
+            .with_context(|| format!("{label} {n}: invalid OTLP protobuf trace request"))
+        }
+        InputFormat::Zipkin => meshwatch_graph::zipkin::decode_to_otlp(record, keys)
+            .with_context(|| format!("{label} {n}")),
+    }
 }
 
 /// Largest single request accepted from a file (same order as the ingest's limit).
@@ -37,8 +86,9 @@ pub fn open(path: &Path) -> anyhow::Result<Box<dyn BufRead>> {
     }
 }
 
-/// Reads the next record into `buf`: one JSON line, or one length-delimited protobuf message.
-/// Returns `false` at the end of the input. Empty JSON lines are skipped.
+/// Reads the next record into `buf`: one JSON line, one length-delimited protobuf message, or
+/// one top-level JSON value (Zipkin). Returns `false` at the end of the input. Empty JSON lines
+/// are skipped.
 pub fn next_record(
     reader: &mut dyn BufRead,
     format: InputFormat,
@@ -79,6 +129,75 @@ pub fn next_record(
                 .read_exact(buf)
                 .with_context(|| format!("record {line}: truncated (expected {len} bytes)"))?;
             Ok(true)
+        }
+        InputFormat::Zipkin => {
+            let found =
+                next_json_value(reader, buf).with_context(|| format!("span list {}", *line + 1))?;
+            if found {
+                *line += 1;
+            }
+            Ok(found)
+        }
+    }
+}
+
+/// Reads one top-level JSON array or object (whitespace around it skipped, strings and their
+/// escapes respected) into `buf`; `false` at a clean end of input. Only the framing is checked
+/// here: the decoder judges the content.
+fn next_json_value(reader: &mut dyn BufRead, buf: &mut Vec<u8>) -> anyhow::Result<bool> {
+    let (mut started, mut depth, mut in_string, mut escaped) = (false, 0usize, false, false);
+    loop {
+        let chunk = reader.fill_buf().context("cannot read input")?;
+        if chunk.is_empty() {
+            if started {
+                bail!("truncated JSON (the input ends inside the value)");
+            }
+            return Ok(false);
+        }
+        let mut from = 0;
+        let mut end = None;
+        for (i, &b) in chunk.iter().enumerate() {
+            if !started {
+                if b.is_ascii_whitespace() {
+                    from = i + 1;
+                    continue;
+                }
+                if b != b'[' && b != b'{' {
+                    bail!("expected a JSON array of spans, found {:?}", char::from(b));
+                }
+                started = true;
+            }
+            if in_string {
+                if escaped {
+                    escaped = false;
+                } else if b == b'\\' {
+                    escaped = true;
+                } else if b == b'"' {
+                    in_string = false;
+                }
+                continue;
+            }
+            match b {
+                b'"' => in_string = true,
+                b'[' | b'{' => depth += 1,
+                b']' | b'}' => {
+                    depth = depth.saturating_sub(1);
+                    if depth == 0 {
+                        end = Some(i + 1);
+                        break;
+                    }
+                }
+                _ => {}
+            }
+        }
+        let upto = end.unwrap_or(chunk.len());
+        buf.extend_from_slice(&chunk[from..upto]);
+        reader.consume(upto);
+        if buf.len() > MAX_RECORD_BYTES {
+            bail!("longer than {MAX_RECORD_BYTES} bytes");
+        }
+        if end.is_some() {
+            return Ok(true);
         }
     }
 }
@@ -138,6 +257,31 @@ mod tests {
         let err = next_record(&mut reader, InputFormat::OtlpProto, &mut buf, &mut n)
             .expect_err("truncated");
         assert!(err.to_string().contains("truncated"), "{err}");
+    }
+
+    #[test]
+    fn zipkin_arrays_are_framed_by_their_brackets() {
+        let data = b" [{\"name\":\"a]\\\"[\"},{}]\n\n[]\r\n[\n{\"x\":[1]}\n]";
+        let mut reader: &[u8] = data;
+        let (mut buf, mut n) = (Vec::new(), 0);
+        assert!(next_record(&mut reader, InputFormat::Zipkin, &mut buf, &mut n).expect("ok"));
+        assert_eq!(buf, br#"[{"name":"a]\"["},{}]"#);
+        assert!(next_record(&mut reader, InputFormat::Zipkin, &mut buf, &mut n).expect("ok"));
+        assert_eq!(buf, b"[]");
+        assert!(next_record(&mut reader, InputFormat::Zipkin, &mut buf, &mut n).expect("ok"));
+        assert_eq!(buf, b"[\n{\"x\":[1]}\n]");
+        assert!(!next_record(&mut reader, InputFormat::Zipkin, &mut buf, &mut n).expect("ok"));
+        assert_eq!(n, 3);
+        for bad in [&b"[{}"[..], b"x", b"[] 5"] {
+            let mut reader: &[u8] = bad;
+            let last = loop {
+                match next_record(&mut reader, InputFormat::Zipkin, &mut buf, &mut n) {
+                    Ok(true) => {}
+                    other => break other,
+                }
+            };
+            assert!(last.is_err(), "{bad:?} must end in an error");
+        }
     }
 
     #[test]

@@ -1,5 +1,11 @@
 //! The commands of the `meshwatch` binary, as a library so that tests can call them.
 
 pub mod bench;
+pub mod dataset;
 pub mod input;
+pub mod loadgen;
+pub mod offline;
+pub mod output;
+pub mod replay;
+pub mod simulate;
 pub mod snapshot;

@@ -22,6 +22,15 @@ enum Command {
     /// Benchmarks of the hot paths.
     #[command(subcommand)]
     Bench(meshwatch_cli::bench::BenchCommand),
+    /// Fault-injection workload simulator: OTLP traces, metrics and fault labels.
+    Simulate(meshwatch_cli::simulate::SimulateArgs),
+    /// OTLP load generator: spans/s accepted, latency and refusals of an endpoint.
+    Loadgen(meshwatch_cli::loadgen::LoadgenArgs),
+    /// Training datasets: encoded tensors from traces, with labels.
+    #[command(subcommand)]
+    Dataset(meshwatch_cli::dataset::DatasetCommand),
+    /// Send OTLP trace files to an endpoint, keeping their timing (time-compressed, rebased).
+    Replay(meshwatch_cli::replay::ReplayArgs),
 }
 
 fn main() -> ExitCode {
@@ -29,6 +38,10 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Snapshot(args) => meshwatch_cli::snapshot::run(&args).map(|_| ()),
         Command::Bench(cmd) => meshwatch_cli::bench::run(&cmd),
+        Command::Simulate(args) => meshwatch_cli::simulate::run(&args).map(|_| ()),
+        Command::Loadgen(args) => meshwatch_cli::loadgen::run(&args).map(|_| ()),
+        Command::Dataset(cmd) => meshwatch_cli::dataset::run(&cmd),
+        Command::Replay(args) => meshwatch_cli::replay::run(&args).map(|_| ()),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

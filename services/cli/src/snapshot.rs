@@ -9,14 +9,12 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 use clap::Args;
-use meshwatch_graph::otlp::owned::{decode_json, views_from_owned};
-use meshwatch_graph::otlp::wire::decode_traces;
+use meshwatch_graph::GraphSnapshot;
 use meshwatch_graph::sketch::Sketch;
 use meshwatch_graph::snapshot::json::SnapshotJson;
-use meshwatch_graph::span::{AttributeKeys, DecodedTraces};
-use meshwatch_graph::{Aggregator, AggregatorConfig, GraphSnapshot};
 
-use crate::input::{InputFormat, next_record, open};
+use crate::input::{InputFormat, open};
+use crate::offline::{OfflineGraph, aggregator_config};
 
 /// Arguments of `meshwatch snapshot`.
 #[derive(Debug, Clone, Args)]
@@ -174,21 +172,14 @@ impl Summary {
 
 /// Runs the command.
 pub fn run(args: &SnapshotArgs) -> anyhow::Result<Summary> {
-    let window_ms = u32::try_from(args.window.as_millis()).context("window too long")?;
-    let lateness_ms = u32::try_from(args.lateness.as_millis()).context("lateness too long")?;
-    let mut cfg = AggregatorConfig {
-        window_ms,
-        allowed_lateness_ms: lateness_ms,
-        default_graph: args.default_graph.clone(),
-        ..AggregatorConfig::default()
-    };
-    if !args.graph_keys.is_empty() {
-        cfg.graph_keys.clone_from(&args.graph_keys);
-    }
-    let keys = AttributeKeys {
-        graph_keys: cfg.graph_keys.clone(),
-    };
-    let mut aggregator = Aggregator::new(cfg, "meshwatch-snapshot").map_err(anyhow::Error::msg)?;
+    let cfg = aggregator_config(
+        args.window,
+        args.lateness,
+        &args.graph_keys,
+        &args.default_graph,
+    )?;
+    let mut graph = OfflineGraph::new(cfg, "meshwatch-snapshot")?;
+    // Open the input first: a missing input creates no output file.
     let mut reader = open(&args.input)?;
     let mut writer: Box<dyn Write> = if args.output.as_os_str() == "-" {
         Box::new(BufWriter::new(std::io::stdout().lock()))
@@ -198,45 +189,14 @@ pub fn run(args: &SnapshotArgs) -> anyhow::Result<Summary> {
         Box::new(BufWriter::new(file))
     };
     let mut summary = Summary::default();
-    let mut record = Vec::new();
-    let mut line = 0u64;
-    let mut spare: DecodedTraces<'static> = DecodedTraces::default();
-    let mut closed = Vec::new();
-    let label = match args.format {
-        InputFormat::OtlpJson => "line",
-        InputFormat::OtlpProto => "record",
-    };
-    while next_record(reader.as_mut(), args.format, &mut record, &mut line)? {
-        summary.requests += 1;
-        let mut decoded = std::mem::take(&mut spare).recycle();
-        let report = match args.format {
-            InputFormat::OtlpJson => {
-                let request = decode_json(&record).with_context(|| format!("{label} {line}"))?;
-                views_from_owned(&request, &keys, &mut decoded);
-                let report = aggregator.ingest(&decoded, None, &mut closed);
-                spare = decoded.recycle();
-                report
-            }
-            InputFormat::OtlpProto => {
-                decode_traces(&record, &keys, &mut decoded).with_context(|| {
-                    format!("{label} {line}: invalid OTLP protobuf trace request")
-                })?;
-                let report = aggregator.ingest(&decoded, None, &mut closed);
-                spare = decoded.recycle();
-                report
-            }
-        };
-        if report.rejected() > 0 {
-            eprintln!("meshwatch: {label} {line}: {}", report.message());
-        }
-        summary.spans_accepted += report.accepted;
-        summary.spans_late += report.late;
-        summary.spans_rejected += report.rejected();
-        write_all(&mut writer, &mut closed, &mut summary)?;
-    }
-    aggregator.flush_all(&mut closed);
-    write_all(&mut writer, &mut closed, &mut summary)?;
+    let mut sink = |snapshot: GraphSnapshot| write_one(&mut writer, &snapshot, &mut summary);
+    graph.feed(reader.as_mut(), args.format, &mut sink)?;
+    let totals = graph.finish(&mut sink)?;
     writer.flush().context("cannot write output")?;
+    summary.requests = totals.requests;
+    summary.spans_accepted = totals.spans_accepted;
+    summary.spans_late = totals.spans_late;
+    summary.spans_rejected = totals.spans_rejected;
     if summary.requests == 0 {
         bail!("{} holds no trace requests", args.input.display());
     }
@@ -246,16 +206,14 @@ pub fn run(args: &SnapshotArgs) -> anyhow::Result<Summary> {
     Ok(summary)
 }
 
-fn write_all(
+fn write_one(
     writer: &mut dyn Write,
-    closed: &mut Vec<GraphSnapshot>,
+    snapshot: &GraphSnapshot,
     summary: &mut Summary,
 ) -> anyhow::Result<()> {
-    for snapshot in closed.drain(..) {
-        summary.record(&snapshot);
-        serde_json::to_writer(&mut *writer, &SnapshotJson::from(&snapshot))
-            .context("cannot write output")?;
-        writer.write_all(b"\n").context("cannot write output")?;
-    }
+    summary.record(snapshot);
+    serde_json::to_writer(&mut *writer, &SnapshotJson::from(snapshot))
+        .context("cannot write output")?;
+    writer.write_all(b"\n").context("cannot write output")?;
     Ok(())
 }

@@ -10,6 +10,8 @@ use meshwatch_runtime::{Classify, ErrorClass};
 pub enum RequestError {
     #[error("request contains no spans")]
     Empty,
+    #[error("request contains no data points")]
+    NoDataPoints,
     #[error("malformed request: {0}")]
     Malformed(String),
     #[error("request body larger than {limit} bytes")]
@@ -37,7 +39,7 @@ impl RequestError {
     /// Label for metrics (closed set).
     pub fn label(&self) -> &'static str {
         match self {
-            Self::Empty => "empty",
+            Self::Empty | Self::NoDataPoints => "empty",
             Self::Malformed(_) => "malformed",
             Self::TooLarge { .. } | Self::DecompressedTooLarge { .. } => "too_large",
             Self::BadCompression { .. } => "bad_compression",
@@ -62,7 +64,7 @@ impl RequestError {
 impl Classify for RequestError {
     fn class(&self) -> ErrorClass {
         match self {
-            Self::Empty | Self::Malformed(_) | Self::BadCompression { .. } => {
+            Self::Empty | Self::NoDataPoints | Self::Malformed(_) | Self::BadCompression { .. } => {
                 ErrorClass::InvalidArgument
             }
             Self::TooLarge { .. } | Self::DecompressedTooLarge { .. } => {

@@ -1,8 +1,10 @@
 //! OTLP/gRPC `TraceService/Export` with a raw-bytes codec: the request message reaches the
 //! aggregation thread undecoded, where the zero-copy scanner reads it (`tonic` still handles
-//! framing, `grpc-encoding` gzip/zstd and the message size limit).
+//! framing, `grpc-encoding` gzip/zstd and the message size limit). The codec and the unary
+//! plumbing ([`serve_unary`]) are shared with `MetricsService/Export` (`metrics_grpc.rs`).
 
 use std::convert::Infallible;
+use std::marker::PhantomData;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Instant;
@@ -57,18 +59,39 @@ impl tower_service::Service<http::Request<Body>> for TraceGrpc {
     }
 
     fn call(&mut self, req: http::Request<Body>) -> Self::Future {
-        if req.uri().path() != EXPORT_PATH {
-            return Box::pin(async move {
-                Ok(Status::new(Code::Unimplemented, "unknown method").into_http())
-            });
-        }
-        let method = Export(self.clone());
-        let mut grpc = Grpc::new(RawCodec)
-            .accept_compressed(CompressionEncoding::Gzip)
-            .accept_compressed(CompressionEncoding::Zstd)
-            .max_decoding_message_size(self.max_message_bytes);
-        Box::pin(async move { Ok(too_large_is_not_retryable(grpc.unary(method, req).await)) })
+        serve_unary(
+            req,
+            EXPORT_PATH,
+            self.max_message_bytes,
+            Export(self.clone()),
+        )
     }
+}
+
+/// Serves the one unary method at `path` of a service: the request message as raw bytes (gzip
+/// and zstd accepted, at most `max_message_bytes`), the response encoded with `prost`; any
+/// other path is UNIMPLEMENTED.
+pub(crate) fn serve_unary<M>(
+    req: http::Request<Body>,
+    path: &'static str,
+    max_message_bytes: usize,
+    method: M,
+) -> futures::future::BoxFuture<'static, Result<http::Response<Body>, Infallible>>
+where
+    M: UnaryService<Bytes> + Send + 'static,
+    M::Response: Message + Send + 'static,
+    M::Future: Send + 'static,
+{
+    if req.uri().path() != path {
+        return Box::pin(async move {
+            Ok(Status::new(Code::Unimplemented, "unknown method").into_http())
+        });
+    }
+    let mut grpc = Grpc::new(RawCodec::<M::Response>::default())
+        .accept_compressed(CompressionEncoding::Gzip)
+        .accept_compressed(CompressionEncoding::Zstd)
+        .max_decoding_message_size(max_message_bytes);
+    Box::pin(async move { Ok(too_large_is_not_retryable(grpc.unary(method, req).await)) })
 }
 
 /// tonic answers a message above the size limit with OUT_OF_RANGE, which OTLP exporters retry
@@ -153,15 +176,29 @@ pub fn status_of(error: &RequestError) -> Status {
     }
 }
 
-/// Passes the request message through as bytes; encodes the prost response.
-#[derive(Debug, Clone, Copy, Default)]
-struct RawCodec;
+/// Passes the request message through as bytes; encodes the prost response `R`.
+#[derive(Debug)]
+struct RawCodec<R>(PhantomData<fn() -> R>);
 
-impl Codec for RawCodec {
-    type Encode = ExportTraceServiceResponse;
+impl<R> Default for RawCodec<R> {
+    fn default() -> Self {
+        Self(PhantomData)
+    }
+}
+
+impl<R> Clone for RawCodec<R> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+
+impl<R> Copy for RawCodec<R> {}
+
+impl<R: Message + Send + 'static> Codec for RawCodec<R> {
+    type Encode = R;
     type Decode = Bytes;
-    type Encoder = RawCodec;
-    type Decoder = RawCodec;
+    type Encoder = RawCodec<R>;
+    type Decoder = RawCodec<R>;
 
     fn encoder(&mut self) -> Self::Encoder {
         *self
@@ -172,7 +209,7 @@ impl Codec for RawCodec {
     }
 }
 
-impl Decoder for RawCodec {
+impl<R: Send + 'static> Decoder for RawCodec<R> {
     type Item = Bytes;
     type Error = Status;
 
@@ -182,8 +219,8 @@ impl Decoder for RawCodec {
     }
 }
 
-impl Encoder for RawCodec {
-    type Item = ExportTraceServiceResponse;
+impl<R: Message + Send + 'static> Encoder for RawCodec<R> {
+    type Item = R;
     type Error = Status;
 
     fn encode(&mut self, item: Self::Item, dst: &mut EncodeBuf<'_>) -> Result<(), Status> {

@@ -1,5 +1,7 @@
-//! OTLP/HTTP: `POST /v1/traces` with protobuf or JSON bodies, gzip/zstd content encoding,
-//! bounded body and decompressed sizes, and the OTLP response semantics (ARCHITECTURE.md §8).
+//! OTLP/HTTP: `POST /v1/traces` and `POST /v1/metrics` with protobuf or JSON bodies, gzip/zstd
+//! content encoding, bounded body and decompressed sizes, and the OTLP response semantics
+//! (ARCHITECTURE.md §8). Both routes share the body, encoding and response code; they differ
+//! in how the body is decoded, which pipeline call aggregates it, and the success message.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -11,8 +13,9 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use bytes::Bytes;
-use meshwatch_graph::IngestReport;
+use meshwatch_graph::metrics as otlp_metrics;
 use meshwatch_graph::otlp::owned::decode_json;
+use meshwatch_graph::{IngestReport, MetricsReport};
 use meshwatch_runtime::{Classify, public_message};
 use opentelemetry_proto::tonic::collector::trace::v1::{
     ExportTracePartialSuccess, ExportTraceServiceResponse,
@@ -27,6 +30,11 @@ use crate::retry_info::rpc_status;
 
 /// Path of the traces endpoint.
 pub const TRACES_PATH: &str = "/v1/traces";
+/// Path of the metrics endpoint.
+pub const METRICS_PATH: &str = "/v1/metrics";
+/// Protocol labels of the request metrics.
+const TRACES_PROTOCOL: &str = "http";
+const METRICS_PROTOCOL: &str = "http_metrics";
 const PROTOBUF: &str = "application/x-protobuf";
 const JSON: &str = "application/json";
 
@@ -46,7 +54,8 @@ pub fn router(
     max_decompressed_bytes: usize,
 ) -> Router {
     Router::new()
-        .route(TRACES_PATH, post(export))
+        .route(TRACES_PATH, post(export_traces))
+        .route(METRICS_PATH, post(export_metrics))
         // The handler enforces its own limit with a clear error.
         .layer(DefaultBodyLimit::disable())
         .with_state(AppState {
@@ -90,43 +99,100 @@ impl Format {
     }
 }
 
-async fn export(State(state): State<AppState>, request: Request) -> Response {
+async fn export_traces(State(state): State<AppState>, request: Request) -> Response {
     let started = Instant::now();
     let format = Format::parse(request.headers());
     let response_format = *format.as_ref().unwrap_or(&Format::Protobuf);
-    let result = handle(&state, format, request).await;
-    state
-        .metrics
-        .request_duration
-        .with_label_values(&["http"])
-        .observe(started.elapsed().as_secs_f64());
-    match result {
-        Ok(report) => {
-            let partial = report.not_accepted() > 0;
-            state
-                .metrics
-                .requests
-                .with_label_values(&["http", if partial { "partial" } else { "ok" }])
-                .inc();
-            success(response_format, &report)
-        }
-        Err(error) => {
-            state
-                .metrics
-                .requests
-                .with_label_values(&["http", error.label()])
-                .inc();
-            tracing::debug!(%error, class = %error.class(), "otlp http request refused");
-            failure(response_format, &error)
-        }
-    }
+    let result = handle_traces(&state, format, request).await;
+    respond(
+        &state,
+        TRACES_PROTOCOL,
+        started,
+        response_format,
+        result.map(|report| {
+            (
+                report.not_accepted() > 0,
+                traces_body(response_format, &report),
+            )
+        }),
+    )
 }
 
-async fn handle(
+async fn handle_traces(
     state: &AppState,
     format: Result<Format, RequestError>,
     request: Request,
 ) -> Result<IngestReport, RequestError> {
+    let body = read_body(state, format, request, TRACES_PROTOCOL, RequestError::Empty).await?;
+    let payload = decode_off_reactor(state, body, |format, plain| match format {
+        Format::Protobuf => Ok(Payload::Protobuf(plain)),
+        Format::Json => decode_json(&plain)
+            .map(|request| Payload::Request(Box::new(request)))
+            .map_err(|e| RequestError::Malformed(e.to_string())),
+    })
+    .await?;
+    state.pipeline.export(payload).await
+}
+
+async fn export_metrics(State(state): State<AppState>, request: Request) -> Response {
+    let started = Instant::now();
+    let format = Format::parse(request.headers());
+    let response_format = *format.as_ref().unwrap_or(&Format::Protobuf);
+    let result = handle_metrics(&state, format, request).await;
+    respond(
+        &state,
+        METRICS_PROTOCOL,
+        started,
+        response_format,
+        result.map(|report| {
+            (
+                report.not_accepted() > 0,
+                metrics_body(response_format, &report),
+            )
+        }),
+    )
+}
+
+async fn handle_metrics(
+    state: &AppState,
+    format: Result<Format, RequestError>,
+    request: Request,
+) -> Result<MetricsReport, RequestError> {
+    let body = read_body(
+        state,
+        format,
+        request,
+        METRICS_PROTOCOL,
+        RequestError::NoDataPoints,
+    )
+    .await?;
+    let request = decode_off_reactor(state, body, |format, plain| match format {
+        Format::Protobuf => otlp_metrics::decode_protobuf(&plain)
+            .map_err(|e| RequestError::Malformed(format!("invalid OTLP metrics request: {e}"))),
+        Format::Json => {
+            otlp_metrics::decode_json(&plain).map_err(|e| RequestError::Malformed(e.to_string()))
+        }
+    })
+    .await?;
+    state.pipeline.export_metrics(Box::new(request)).await
+}
+
+/// A request body as received, with what its headers say about it.
+struct ReceivedBody {
+    format: Format,
+    encoding: Encoding,
+    bytes: Bytes,
+}
+
+/// Checks the headers and reads the body within `otlp.max_request_bytes`; `empty` is the
+/// error for an empty body.
+async fn read_body(
+    state: &AppState,
+    format: Result<Format, RequestError>,
+    request: Request,
+    protocol: &'static str,
+    empty: RequestError,
+) -> Result<ReceivedBody, RequestError> {
     let format = format?;
     let encoding = Encoding::parse(
         request
@@ -145,7 +211,7 @@ async fn handle(
             limit: state.max_request_bytes,
         });
     }
-    let body = axum::body::to_bytes(request.into_body(), state.max_request_bytes)
+    let bytes = axum::body::to_bytes(request.into_body(), state.max_request_bytes)
         .await
         .map_err(|_| RequestError::TooLarge {
             limit: state.max_request_bytes,
@@ -153,33 +219,75 @@ async fn handle(
     state
         .metrics
         .request_bytes
-        .with_label_values(&["http"])
-        .inc_by(body.len() as u64);
-    if body.is_empty() {
-        return Err(RequestError::Empty);
+        .with_label_values(&[protocol])
+        .inc_by(bytes.len() as u64);
+    if bytes.is_empty() {
+        return Err(empty);
     }
-    let limit = state.max_decompressed_bytes;
-    // Decompression and JSON parsing are CPU work: off the reactor.
-    let payload = tokio::task::spawn_blocking(move || -> Result<Payload, RequestError> {
-        let plain = decompress(body, encoding, limit)?;
-        match format {
-            Format::Protobuf => Ok(Payload::Protobuf(plain)),
-            Format::Json => decode_json(&plain)
-                .map(|request| Payload::Request(Box::new(request)))
-                .map_err(|e| RequestError::Malformed(e.to_string())),
-        }
+    Ok(ReceivedBody {
+        format,
+        encoding,
+        bytes,
     })
-    .await
-    .map_err(|e| RequestError::Internal(format!("decode task failed: {e}")))??;
-    state.pipeline.export(payload).await
 }
 
-fn success(format: Format, report: &IngestReport) -> Response {
+/// Decompresses (within `otlp.max_decompressed_bytes`) and decodes the body on the blocking
+/// pool: decompression and decoding are CPU work, kept off the reactor.
+async fn decode_off_reactor<T: Send + 'static>(
+    state: &AppState,
+    body: ReceivedBody,
+    decode: impl FnOnce(Format, Bytes) -> Result<T, RequestError> + Send + 'static,
+) -> Result<T, RequestError> {
+    let limit = state.max_decompressed_bytes;
+    tokio::task::spawn_blocking(move || {
+        let plain = decompress(body.bytes, body.encoding, limit)?;
+        decode(body.format, plain)
+    })
+    .await
+    .map_err(|e| RequestError::Internal(format!("decode task failed: {e}")))?
+}
+
+/// Counts the request and answers it: the success body (and whether it is a partial
+/// success), or the error.
+fn respond(
+    state: &AppState,
+    protocol: &'static str,
+    started: Instant,
+    format: Format,
+    result: Result<(bool, Bytes), RequestError>,
+) -> Response {
+    state
+        .metrics
+        .request_duration
+        .with_label_values(&[protocol])
+        .observe(started.elapsed().as_secs_f64());
+    match result {
+        Ok((partial, body)) => {
+            state
+                .metrics
+                .requests
+                .with_label_values(&[protocol, if partial { "partial" } else { "ok" }])
+                .inc();
+            with_type(StatusCode::OK, format, body)
+        }
+        Err(error) => {
+            state
+                .metrics
+                .requests
+                .with_label_values(&[protocol, error.label()])
+                .inc();
+            tracing::debug!(%error, class = %error.class(), protocol, "otlp http request refused");
+            failure(format, &error)
+        }
+    }
+}
+
+fn traces_body(format: Format, report: &IngestReport) -> Bytes {
     let partial = (report.not_accepted() > 0).then(|| ExportTracePartialSuccess {
         rejected_spans: i64::try_from(report.not_accepted()).unwrap_or(i64::MAX),
         error_message: report.message(),
     });
-    let body: Bytes = match format {
+    match format {
         Format::Protobuf => ExportTraceServiceResponse {
             partial_success: partial,
         }
@@ -197,8 +305,26 @@ fn success(format: Format, report: &IngestReport) -> Response {
             };
             value.to_string().into()
         }
-    };
-    with_type(StatusCode::OK, format, body)
+    }
+}
+
+fn metrics_body(format: Format, report: &MetricsReport) -> Bytes {
+    let response = crate::metrics_grpc::response(report);
+    match format {
+        Format::Protobuf => response.encode_to_vec().into(),
+        Format::Json => {
+            let value = match response.partial_success {
+                Some(p) => serde_json::json!({
+                    "partialSuccess": {
+                        "rejectedDataPoints": p.rejected_data_points,
+                        "errorMessage": p.error_message,
+                    }
+                }),
+                None => serde_json::json!({}),
+            };
+            value.to_string().into()
+        }
+    }
 }
 
 fn failure(format: Format, error: &RequestError) -> Response {

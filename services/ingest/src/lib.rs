@@ -1,7 +1,8 @@
-//! Meshwatch ingest: OTLP traces in (gRPC :4317, HTTP :4318), one graph snapshot per graph and
-//! window out, on NATS JetStream (ARCHITECTURE.md §1, §3, §6, §8).
+//! Meshwatch ingest: OTLP traces and metrics in (gRPC :4317, HTTP :4318), one graph snapshot per
+//! graph and window out, on NATS JetStream (ARCHITECTURE.md §1, §3, §6, §8).
 //!
-//! Receivers ([`grpc`], [`http`]) hand request bodies to the aggregation thread ([`pipeline`]),
+//! Receivers ([`grpc`], [`http`], and Zipkin's `POST /api/v2/spans` on the HTTP port:
+//! [`zipkin`]) hand request bodies to the aggregation thread ([`pipeline`]),
 //! which decodes them zero-copy, pairs spans and closes windows with `meshwatch-graph`, and
 //! passes closed snapshots to a bounded, retrying publish buffer in front of JetStream.
 //! SIGTERM: not ready → stop intake → flush open windows → publish → exit.
@@ -12,8 +13,10 @@ pub mod error;
 pub mod grpc;
 pub mod http;
 pub mod metrics;
+pub mod metrics_grpc;
 pub mod pipeline;
 pub mod retry_info;
+pub mod zipkin;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -127,10 +130,16 @@ pub async fn run(config: IngestConfig, shutdown: &Shutdown) -> Result<Running, I
             metrics.clone(),
             config.otlp.max_request_bytes,
         );
+        let metrics_service = metrics_grpc::MetricsGrpc::new(
+            Arc::clone(&pipeline),
+            metrics.clone(),
+            config.otlp.max_request_bytes,
+        );
         let token = intake.clone();
         servers.push(tokio::spawn(async move {
             let result = tonic::transport::Server::builder()
                 .add_service(service)
+                .add_service(metrics_service)
                 .serve_with_incoming_shutdown(
                     tonic::transport::server::TcpIncoming::from(listener),
                     token.cancelled_owned(),
@@ -147,7 +156,16 @@ pub async fn run(config: IngestConfig, shutdown: &Shutdown) -> Result<Running, I
             metrics.clone(),
             config.otlp.max_request_bytes,
             config.otlp.max_decompressed_bytes,
-        );
+        )
+        .merge(zipkin::router(
+            Arc::clone(&pipeline),
+            metrics.clone(),
+            meshwatch_graph::span::AttributeKeys {
+                graph_keys: config.graph.graph_keys.clone(),
+            },
+            config.otlp.max_request_bytes,
+            config.otlp.max_decompressed_bytes,
+        ));
         let token = intake.clone();
         servers.push(tokio::spawn(async move {
             let result = axum::serve(listener, app)

@@ -1,8 +1,9 @@
 //! Prometheus metrics of the ingest (`meshwatch_ingest_*`), registered once per `run`.
 
+use meshwatch_graph::metrics::MetricRejectReason;
 use meshwatch_graph::snapshot::IngestStats;
 use meshwatch_graph::span::RejectReason;
-use meshwatch_graph::{AggregatorState, IngestReport};
+use meshwatch_graph::{AggregatorState, IngestReport, MetricsReport};
 use meshwatch_runtime::metrics::{
     MetricsError, register_histogram_vec, register_int_counter_vec, register_int_gauge,
 };
@@ -11,7 +12,8 @@ use prometheus::{HistogramVec, IntCounterVec, IntGauge};
 /// Every metric of the ingest.
 #[derive(Debug, Clone)]
 pub struct Metrics {
-    /// Requests by protocol (grpc, http) and result (ok, partial, or the error label).
+    /// Requests by protocol (grpc, http; grpc_metrics, http_metrics for OTLP metrics) and
+    /// result (ok, partial, or the error label).
     pub requests: IntCounterVec,
     /// Request handling time by protocol, seconds.
     pub request_duration: HistogramVec,
@@ -36,6 +38,10 @@ pub struct Metrics {
     pub queue_depth: IntGauge,
     /// Snapshots held by the aggregation thread because the publish buffer was full.
     pub held_snapshots: IntGauge,
+    /// OTLP metric data points by outcome at arrival: accepted, late, rejected, ignored.
+    pub data_points: IntCounterVec,
+    /// Rejected OTLP metric data points by reason.
+    pub rejected_data_points: IntCounterVec,
 }
 
 impl Metrics {
@@ -97,6 +103,17 @@ impl Metrics {
                 "meshwatch_ingest_held_snapshots",
                 "closed snapshots held because the publish buffer was full",
             )?,
+            data_points: register_int_counter_vec(
+                "meshwatch_ingest_data_points_total",
+                "OTLP metric data points received, by outcome at arrival (accepted, late, \
+                 rejected, ignored)",
+                &["outcome"],
+            )?,
+            rejected_data_points: register_int_counter_vec(
+                "meshwatch_ingest_rejected_data_points_total",
+                "OTLP metric data points refused as invalid, by reason",
+                &["reason"],
+            )?,
         })
     }
 
@@ -112,6 +129,28 @@ impl Metrics {
         for (reason, &n) in RejectReason::ALL.iter().zip(&report.rejected_by_reason) {
             if n > 0 {
                 self.rejected_spans
+                    .with_label_values(&[reason.as_str()])
+                    .inc_by(n);
+            }
+        }
+    }
+
+    /// Counts what one OTLP metrics request did.
+    pub fn record_metrics_report(&self, report: &MetricsReport) {
+        for (outcome, n) in [
+            ("accepted", report.accepted),
+            ("late", report.late),
+            ("rejected", report.rejected()),
+            ("ignored", report.ignored),
+        ] {
+            self.data_points.with_label_values(&[outcome]).inc_by(n);
+        }
+        for (reason, &n) in MetricRejectReason::ALL
+            .iter()
+            .zip(&report.rejected.by_reason)
+        {
+            if n > 0 {
+                self.rejected_data_points
                     .with_label_values(&[reason.as_str()])
                     .inc_by(n);
             }

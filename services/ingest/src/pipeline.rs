@@ -1,10 +1,11 @@
 //! The aggregation thread: one dedicated OS thread owns the [`Aggregator`], decodes protobuf
 //! requests zero-copy, aggregates them, and hands closed snapshots to the publish buffer.
 //!
-//! Receivers submit through a bounded queue ([`Pipeline::export`]) and wait for the report, so
-//! a response is sent only once its spans are aggregated. Admission control: a full queue, a
-//! full publish buffer, or snapshots held back by the thread all refuse new data with a
-//! retryable error — nothing accepted is dropped silently.
+//! Receivers submit through a bounded queue ([`Pipeline::export`] for traces,
+//! [`Pipeline::export_metrics`] for OTLP metrics, which the receivers decode themselves) and
+//! wait for the report, so a response is sent only once its data is aggregated. Admission
+//! control: a full queue, a full publish buffer, or snapshots held back by the thread all refuse
+//! new data with a retryable error — nothing accepted is dropped silently.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -15,10 +16,12 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 use meshwatch_bus::{BufferedPublisher, SnapshotMessage};
+use meshwatch_graph::metrics::{DecodedMetrics, extract};
 use meshwatch_graph::otlp::owned::views_from_owned;
 use meshwatch_graph::otlp::wire::decode_traces;
 use meshwatch_graph::span::{AttributeKeys, DecodedTraces};
-use meshwatch_graph::{Aggregator, GraphSnapshot, IngestReport};
+use meshwatch_graph::{Aggregator, GraphSnapshot, IngestReport, MetricsReport};
+use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use tokio::sync::oneshot;
 
@@ -37,6 +40,12 @@ pub enum Payload {
 
 enum Msg {
     Export(Payload, oneshot::Sender<Result<IngestReport, RequestError>>),
+    /// A decoded OTLP metrics request (metrics are decoded by the receivers, off this thread:
+    /// `prost` decoding costs more per byte than the zero-copy span scanner).
+    ExportMetrics(
+        Box<ExportMetricsServiceRequest>,
+        oneshot::Sender<Result<MetricsReport, RequestError>>,
+    ),
     Flush(Instant, oneshot::Sender<usize>),
 }
 
@@ -106,6 +115,24 @@ impl Pipeline {
 
     /// Aggregates one request and returns what happened to its spans.
     pub async fn export(&self, payload: Payload) -> Result<IngestReport, RequestError> {
+        self.submit(|reply| Msg::Export(payload, reply)).await
+    }
+
+    /// Aggregates one OTLP metrics request and returns what happened to its data points. Same
+    /// queue and admission control as [`Pipeline::export`].
+    pub async fn export_metrics(
+        &self,
+        request: Box<ExportMetricsServiceRequest>,
+    ) -> Result<MetricsReport, RequestError> {
+        self.submit(|reply| Msg::ExportMetrics(request, reply))
+            .await
+    }
+
+    /// Admission control, then the bounded queue; waits for the thread's answer.
+    async fn submit<R>(
+        &self,
+        msg: impl FnOnce(oneshot::Sender<Result<R, RequestError>>) -> Msg,
+    ) -> Result<R, RequestError> {
         if self.closing.load(Ordering::Acquire) {
             return Err(RequestError::ShuttingDown);
         }
@@ -118,7 +145,7 @@ impl Pipeline {
         let (reply, answer) = oneshot::channel();
         // Counted before sending, so that the thread never takes more than was counted.
         let depth = self.queued.fetch_add(1, Ordering::AcqRel).saturating_add(1);
-        match self.tx.try_send(Msg::Export(payload, reply)) {
+        match self.tx.try_send(msg(reply)) {
             Ok(()) => self
                 .metrics
                 .queue_depth
@@ -183,10 +210,7 @@ impl Worker {
             };
             match rx.recv_timeout(timeout) {
                 Ok(Msg::Export(payload, reply)) => {
-                    let depth = self.queued.fetch_sub(1, Ordering::AcqRel).saturating_sub(1);
-                    self.metrics
-                        .queue_depth
-                        .set(i64::try_from(depth).unwrap_or(i64::MAX));
+                    self.dequeued();
                     let mut decoded = std::mem::take(&mut spare).recycle();
                     let result = self.export(&payload, &mut decoded, &mut closed);
                     spare = decoded.recycle();
@@ -194,6 +218,14 @@ impl Worker {
                         self.metrics.record_report(report);
                     }
                     // The client may have gone (deadline); its spans are aggregated anyway.
+                    let _ = reply.send(result);
+                }
+                Ok(Msg::ExportMetrics(request, reply)) => {
+                    self.dequeued();
+                    let result = self.export_metrics(&request, &mut closed);
+                    if let Ok(report) = &result {
+                        self.metrics.record_metrics_report(report);
+                    }
                     let _ = reply.send(result);
                 }
                 Ok(Msg::Flush(deadline, reply)) => {
@@ -225,6 +257,28 @@ impl Worker {
             self.hand_off(&mut closed);
             self.metrics.record_state(self.aggregator.state());
         }
+    }
+
+    fn dequeued(&self) {
+        let depth = self.queued.fetch_sub(1, Ordering::AcqRel).saturating_sub(1);
+        self.metrics
+            .queue_depth
+            .set(i64::try_from(depth).unwrap_or(i64::MAX));
+    }
+
+    fn export_metrics(
+        &mut self,
+        request: &ExportMetricsServiceRequest,
+        closed: &mut Vec<GraphSnapshot>,
+    ) -> Result<MetricsReport, RequestError> {
+        let mut decoded = DecodedMetrics::default();
+        extract(request, &self.keys, &mut decoded);
+        if decoded.data_points == 0 {
+            return Err(RequestError::NoDataPoints);
+        }
+        Ok(self
+            .aggregator
+            .ingest_metrics(&decoded, Some(now_ms()), closed))
     }
 
     fn export<'a>(

@@ -13,12 +13,15 @@
 //!
 //! Every span is counted exactly once in its window's [`IngestStats`]: paired, unpaired or
 //! dropped once aggregated, or else late or rejected.
+//!
+//! OTLP metrics join the same windows ([`Aggregator::ingest_metrics`], in `resources.rs`).
 
 use std::collections::BTreeMap;
 
 use rustc_hash::FxHashMap;
 
 use crate::config::{AggregatorConfig, truncate_name};
+use crate::metrics::window::CounterState;
 use crate::pairing::{CallerEntry, ChildEntry, Key, PairingStore, Side, key};
 use crate::snapshot::{ConnectionType, GraphSnapshot, IngestStats, NodeKind};
 use crate::span::{
@@ -96,6 +99,8 @@ struct GraphState {
     /// Late and rejected spans since the last snapshot; added to the next one.
     carried: IngestStats,
     scratch: String,
+    /// Last points of cumulative metric counters, from closed windows.
+    counters: CounterState,
 }
 
 /// The aggregator over all graphs.
@@ -172,6 +177,7 @@ impl Aggregator {
             last_arrival_wall_ms: None,
             carried: IngestStats::default(),
             scratch: String::new(),
+            counters: CounterState::default(),
         });
         self.touched.push(false);
         self.graph_index.insert(name.into(), slot);
@@ -190,36 +196,14 @@ impl Aggregator {
         let mut report = IngestReport::default();
         let mut slots = std::mem::take(&mut self.slots);
         slots.clear();
-        let mut graph_name = std::mem::take(&mut self.graph_name);
         for resource in &traces.resources {
-            graph_name.clear();
-            for value in resource.graph_values.iter().flatten() {
-                if value.is_empty() {
-                    continue;
-                }
-                if !graph_name.is_empty() {
-                    graph_name.push('/');
-                }
-                graph_name.push_str(value);
-            }
-            if graph_name.is_empty() {
-                graph_name.push_str(&self.cfg.default_graph);
-            }
-            let keep = truncate_name(&graph_name, self.cfg.max_name_bytes).len();
-            graph_name.truncate(keep);
-            let slot = self.graph_slot(&graph_name);
             let service = resource
                 .service_name
                 .filter(|s| !s.is_empty())
                 .or(resource.k8s_deployment_name.filter(|s| !s.is_empty()))
                 .unwrap_or("unknown_service");
-            let service = truncate_name(service, self.cfg.max_name_bytes);
-            let (node, folded) = self.graphs[slot]
-                .interner
-                .intern(service, NodeKind::Service);
-            slots.push((slot, node, folded));
+            slots.push(self.resource_slot(&resource.graph_values, service));
         }
-        self.graph_name = graph_name;
         let now_ns = now_ms.map(|ms| u64::try_from(ms).unwrap_or(0).saturating_mul(1_000_000));
         let skew_ns = u64::from(self.cfg.max_future_skew_ms) * 1_000_000;
         for (index, span) in traces.spans.iter().enumerate() {
@@ -253,6 +237,45 @@ impl Aggregator {
             }
         }
         self.slots = slots;
+        self.close_touched(now_ms, out);
+        report
+    }
+
+    /// The graph of a resource (from its graph-key values) and its service node, interned:
+    /// `(graph slot, node, folded by the cardinality guard)`.
+    fn resource_slot(
+        &mut self,
+        graph_values: &[Option<&str>],
+        service: &str,
+    ) -> (usize, NodeId, bool) {
+        let mut graph_name = std::mem::take(&mut self.graph_name);
+        graph_name.clear();
+        for value in graph_values.iter().flatten() {
+            if value.is_empty() {
+                continue;
+            }
+            if !graph_name.is_empty() {
+                graph_name.push('/');
+            }
+            graph_name.push_str(value);
+        }
+        if graph_name.is_empty() {
+            graph_name.push_str(&self.cfg.default_graph);
+        }
+        let keep = truncate_name(&graph_name, self.cfg.max_name_bytes).len();
+        graph_name.truncate(keep);
+        let slot = self.graph_slot(&graph_name);
+        self.graph_name = graph_name;
+        let service = truncate_name(service, self.cfg.max_name_bytes);
+        let (node, folded) = self.graphs[slot]
+            .interner
+            .intern(service, NodeKind::Service);
+        (slot, node, folded)
+    }
+
+    /// After a request: records the arrival and closes what the watermark allows, in every
+    /// graph the request touched.
+    fn close_touched(&mut self, now_ms: Option<i64>, out: &mut Vec<GraphSnapshot>) {
         for slot in 0..self.graphs.len() {
             if std::mem::take(&mut self.touched[slot]) {
                 let graph = &mut self.graphs[slot];
@@ -266,7 +289,6 @@ impl Aggregator {
                 graph.close_until(&self.cfg, &self.producer, watermark, out);
             }
         }
-        report
     }
 
     /// Live mode housekeeping: flushes the past windows of graphs that received nothing for
@@ -308,6 +330,13 @@ impl GraphState {
             }
             let mut window = entry.remove();
             self.expire(&mut window, cfg);
+            let end_ns = u64::try_from(start.saturating_add(i64::from(cfg.window_ms)))
+                .unwrap_or(0)
+                .saturating_mul(1_000_000);
+            let resources = std::mem::take(&mut window.resources);
+            for (node, stats) in resources.finish(&mut self.counters, &self.interner, end_ns) {
+                window.node(node).resources = stats;
+            }
             self.closed_until = self
                 .closed_until
                 .max(start.saturating_add(i64::from(cfg.window_ms)));
@@ -439,20 +468,10 @@ impl GraphState {
         now_ms: Option<i64>,
     ) -> bool {
         let end_ms = i64::try_from(span.end_time_unix_nano / 1_000_000).unwrap_or(i64::MAX);
-        let win = window_start(end_ms, cfg.window_ms);
-        // Late: its window was emitted, or would already be closed by the watermark.
-        let watermark = match now_ms {
-            Some(now) => self.max_event_ms.min(now),
-            None => self.max_event_ms,
-        };
-        let closes_at = win
-            .saturating_add(i64::from(cfg.window_ms))
-            .saturating_add(i64::from(cfg.allowed_lateness_ms));
-        if win < self.closed_until || closes_at <= watermark {
+        let Some(win) = self.admit(cfg, end_ms, now_ms) else {
             self.carried.late += 1;
             return false;
-        }
-        self.max_event_ms = self.max_event_ms.max(end_ms);
+        };
         let kind = SpanKind::from_otlp(span.kind);
         let duration_ms = (span.end_time_unix_nano - span.start_time_unix_nano) as f64 / 1e6;
         let error = span.status_code == STATUS_CODE_ERROR;
@@ -502,6 +521,26 @@ impl GraphState {
             }
         }
         true
+    }
+
+    /// The window of an event at `t_ms`, advancing the watermark; `None` when it is late: its
+    /// window was emitted, or would already be closed by the watermark. Spans (by end time)
+    /// and metric samples follow this one rule.
+    #[inline]
+    fn admit(&mut self, cfg: &AggregatorConfig, t_ms: i64, now_ms: Option<i64>) -> Option<i64> {
+        let win = window_start(t_ms, cfg.window_ms);
+        let watermark = match now_ms {
+            Some(now) => self.max_event_ms.min(now),
+            None => self.max_event_ms,
+        };
+        let closes_at = win
+            .saturating_add(i64::from(cfg.window_ms))
+            .saturating_add(i64::from(cfg.allowed_lateness_ms));
+        if win < self.closed_until || closes_at <= watermark {
+            return None;
+        }
+        self.max_event_ms = self.max_event_ms.max(t_ms);
+        Some(win)
     }
 
     fn window(&mut self, start: i64) -> &mut WindowAcc {
@@ -759,5 +798,6 @@ impl GraphState {
     }
 }
 
+mod resources;
 #[cfg(test)]
 mod tests;

@@ -6,19 +6,28 @@
 //!   borrowed [`span::SpanView`]s;
 //! - [`span`]: the borrowed span and resource views every decoder produces, and their validation;
 //! - [`aggregate`]: spans to per-window graph snapshots (pairing, windows, watermark);
+//! - [`metrics`]: OTLP metrics (protobuf and JSON) to resource samples that join the same
+//!   windows as node resource metrics;
 //! - [`sketch`]: a mergeable relative-error quantile sketch;
-//! - [`snapshot`]: the graph snapshot a window closes into, and its JSON form.
+//! - [`snapshot`]: the graph snapshot a window closes into, and its JSON form;
+//! - [`zipkin`]: Zipkin v2 JSON spans to an owned OTLP request, and so to the same views;
+//! - [`features`]: the versioned feature schema and the encoder of snapshot sequences into model
+//!   tensors (ARCHITECTURE.md §4), shared by training datasets and inference.
 
 pub mod aggregate;
 pub mod config;
+pub mod features;
 pub mod labels;
+pub mod metrics;
 pub mod otlp;
 mod pairing;
 pub mod sketch;
 pub mod snapshot;
 pub mod span;
 pub mod window;
+pub mod zipkin;
 
 pub use aggregate::{Aggregator, AggregatorState, IngestReport};
 pub use config::AggregatorConfig;
+pub use metrics::MetricsReport;
 pub use snapshot::GraphSnapshot;

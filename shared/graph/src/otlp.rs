@@ -5,9 +5,12 @@
 //! - [`owned`]: the same views from an owned `opentelemetry-proto` request (OTLP/JSON, and the
 //!   reference the scanner is tested against);
 //! - [`attrs`]: which attributes both extract, and how repeated keys and fallbacks resolve;
+//! - `protojson`: the protobuf JSON mapping shared by the OTLP/JSON decoders of traces and
+//!   metrics;
 //! - [`bench_data`]: deterministic synthetic requests for decode benchmarks.
 
 pub mod attrs;
 pub mod bench_data;
 pub mod owned;
+pub(crate) mod protojson;
 pub mod wire;

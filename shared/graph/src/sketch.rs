@@ -283,7 +283,15 @@ impl Sketch {
             }
             found
         };
-        value.map(|v| v.clamp(self.min, self.max))
+        // A sketch rebuilt from untrusted parts may hold min > max or NaN: clamp only when the
+        // bounds are sane (`f64::clamp` panics otherwise).
+        value.map(|v| {
+            if self.min <= self.max {
+                v.clamp(self.min, self.max)
+            } else {
+                v
+            }
+        })
     }
 
     /// Mean of the observations; `None` when empty.
@@ -339,6 +347,17 @@ mod tests {
         assert!((q0 + 5.0).abs() <= 5.0 * DEFAULT_ALPHA);
         assert!((s.quantile(1.0).expect("not empty") - 3.0).abs() <= 3.0 * DEFAULT_ALPHA);
         assert_eq!(s.quantile(0.4), Some(0.0));
+    }
+
+    #[test]
+    fn quantile_does_not_panic_on_inconsistent_bounds() {
+        let mut s = Sketch::default();
+        s.add(5.0);
+        s.min = 10.0;
+        s.max = 1.0;
+        assert!(s.quantile(0.5).is_some());
+        s.min = f64::NAN;
+        assert!(s.quantile(0.5).is_some());
     }
 
     #[test]

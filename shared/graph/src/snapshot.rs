@@ -71,15 +71,17 @@ pub struct Node {
 /// Resource metrics of one service in one window (from OTLP metrics: container, k8s pod,
 /// process and system semantic conventions; `docs/resource-metrics.md`). Each field is `None`
 /// when no sample arrived. Values aggregate the samples of all the service's instances in the
-/// window as documented per field.
+/// window as documented per field (levels are averaged per instance first).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct ResourceStats {
-    /// CPU utilisation, 0..=1 of the limit (or of the available cores), mean over instances
-    /// and samples.
+    /// CPU utilisation, 0..=1 of the limit, mean over instances; from cores (cores gauges, CPU
+    /// time counters) when no utilisation gauge arrived: summed cores over summed CPU limits,
+    /// or, with no limit known, cores per instance (which can exceed 1).
     pub cpu_utilization: Option<f64>,
     /// Memory in use, bytes, mean over samples, summed over instances.
     pub memory_bytes: Option<f64>,
-    /// Memory utilisation, 0..=1 of the limit, mean over instances and samples.
+    /// Memory utilisation, 0..=1 of the limit, mean over instances (else `memory_bytes` over
+    /// the summed memory limits).
     pub memory_utilization: Option<f64>,
     /// Network bytes received per second, summed over instances.
     pub network_rx_bytes_per_s: Option<f64>,

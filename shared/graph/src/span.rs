@@ -1,7 +1,8 @@
 //! Borrowed views of the parts of an OTLP span that a service graph needs.
 //!
-//! Every decoder (the zero-copy protobuf scanner, the owned prost/JSON path, later Zipkin) yields
-//! the same views, and validation happens once, here, so that all inputs get the same decisions.
+//! Every decoder (the zero-copy protobuf scanner, the owned prost/JSON path, and Zipkin through
+//! it) yields the same views, and validation happens once, here, so that all inputs get the same
+//! decisions.
 
 /// OTLP span kind (`opentelemetry.proto.trace.v1.Span.SpanKind`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]

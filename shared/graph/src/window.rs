@@ -5,8 +5,11 @@
 
 use rustc_hash::FxHashMap;
 
+use crate::metrics::window::ResourceAcc;
 use crate::sketch::Sketch;
-use crate::snapshot::{ConnectionType, Edge, GraphSnapshot, IngestStats, Node, NodeKind};
+use crate::snapshot::{
+    ConnectionType, Edge, GraphSnapshot, IngestStats, Node, NodeKind, ResourceStats,
+};
 
 /// Index of a node in a graph's [`Interner`].
 pub(crate) type NodeId = u32;
@@ -150,6 +153,8 @@ pub(crate) struct NodeAcc {
     pub out_latency: Sketch,
     pub in_gap: Sketch,
     pub spans: u64,
+    /// Filled from [`WindowAcc::resources`] when the window closes.
+    pub resources: ResourceStats,
 }
 
 impl NodeAcc {
@@ -207,6 +212,8 @@ pub(crate) struct WindowAcc {
     edges: FxHashMap<(NodeId, NodeId), EdgeAcc>,
     pub stats: IngestStats,
     pub pending: Vec<PendingRef>,
+    /// Resource metric samples (OTLP metrics) of the window's nodes.
+    pub resources: ResourceAcc,
 }
 
 impl WindowAcc {
@@ -217,6 +224,7 @@ impl WindowAcc {
             edges: FxHashMap::default(),
             stats: IngestStats::default(),
             pending: Vec::new(),
+            resources: ResourceAcc::default(),
         }
     }
 
@@ -274,7 +282,7 @@ impl WindowAcc {
                 out_latency: acc.out_latency,
                 in_gap: acc.in_gap,
                 spans: acc.spans,
-                resources: Default::default(),
+                resources: acc.resources,
             })
             .collect();
         nodes.sort_by(|a, b| a.name.cmp(&b.name));

@@ -14,7 +14,9 @@
 //! sketch. An absent sketch decodes as an empty sketch with the default accuracy.
 
 use meshwatch_graph::sketch::{MAX_BUCKETS, Sketch, SketchError, Store};
-use meshwatch_graph::snapshot::{ConnectionType, Edge, GraphSnapshot, IngestStats, Node, NodeKind};
+use meshwatch_graph::snapshot::{
+    ConnectionType, Edge, GraphSnapshot, IngestStats, Node, NodeKind, ResourceStats,
+};
 use prost::Message;
 
 use crate::v1;
@@ -182,8 +184,46 @@ impl From<&Node> for v1::Node {
             in_gap: Some(latency_summary(&n.in_gap)),
             in_gap_sketch: Some((&n.in_gap).into()),
             spans: n.spans,
+            resources: resources_to_proto(&n.resources),
         }
     }
+}
+
+/// The node's resource metrics; absent when none was reported.
+fn resources_to_proto(r: &ResourceStats) -> Option<v1::ResourceMetrics> {
+    (*r != ResourceStats::default()).then_some(v1::ResourceMetrics {
+        cpu_utilization: r.cpu_utilization,
+        memory_bytes: r.memory_bytes,
+        memory_utilization: r.memory_utilization,
+        network_rx_bytes_per_s: r.network_rx_bytes_per_s,
+        network_tx_bytes_per_s: r.network_tx_bytes_per_s,
+        restarts: r.restarts,
+    })
+}
+
+/// Checks the resource metrics of node `i`: every value present is finite and not negative.
+fn resources_from_proto(
+    i: usize,
+    r: Option<v1::ResourceMetrics>,
+) -> Result<ResourceStats, ConvertError> {
+    let Some(r) = r else {
+        return Ok(ResourceStats::default());
+    };
+    let check = |value: Option<f64>, name: &str| match value {
+        Some(v) if !v.is_finite() || v < 0.0 => Err(ConvertError::InvalidValue {
+            field: format!("nodes[{i}].resources.{name}"),
+            reason: "must be finite and not negative",
+        }),
+        _ => Ok(value),
+    };
+    Ok(ResourceStats {
+        cpu_utilization: check(r.cpu_utilization, "cpu_utilization")?,
+        memory_bytes: check(r.memory_bytes, "memory_bytes")?,
+        memory_utilization: check(r.memory_utilization, "memory_utilization")?,
+        network_rx_bytes_per_s: check(r.network_rx_bytes_per_s, "network_rx_bytes_per_s")?,
+        network_tx_bytes_per_s: check(r.network_tx_bytes_per_s, "network_tx_bytes_per_s")?,
+        restarts: r.restarts,
+    })
 }
 
 impl From<&Edge> for v1::Edge {
@@ -418,8 +458,7 @@ fn node_from_proto(i: usize, n: v1::Node) -> Result<Node, ConvertError> {
         out_calls: n.out_calls,
         out_errors: n.out_errors,
         spans: n.spans,
-        // Not carried by the proto yet (OTLP metrics are the next issue's work).
-        resources: Default::default(),
+        resources: resources_from_proto(i, n.resources)?,
     })
 }
 

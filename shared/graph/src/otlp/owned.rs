@@ -64,7 +64,8 @@ fn span_view(span: &Span, resource: u32) -> SpanView<'_> {
     }
 }
 
-fn string_value(kv: &KeyValue) -> Option<&str> {
+/// The string value of an attribute; any other value type reads as absent ([`super::attrs`]).
+pub(crate) fn string_value(kv: &KeyValue) -> Option<&str> {
     match kv.value.as_ref()?.value.as_ref()? {
         any_value::Value::StringValue(s) => Some(s),
         _ => None,

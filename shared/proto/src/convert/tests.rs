@@ -22,6 +22,17 @@ fn node(name: &str, kind: NodeKind, latencies: &[f64], gaps: &[f64]) -> Node {
     n
 }
 
+fn resources(cpu: Option<f64>, restarts: Option<u64>) -> ResourceStats {
+    ResourceStats {
+        cpu_utilization: cpu,
+        memory_bytes: Some(512.0 * 1024.0 * 1024.0),
+        memory_utilization: None,
+        network_rx_bytes_per_s: Some(0.0),
+        network_tx_bytes_per_s: None,
+        restarts,
+    }
+}
+
 fn edge(caller: &str, callee: &str, kind: ConnectionType, gaps: &[f64]) -> Edge {
     let mut e = Edge::new(caller.to_owned(), callee.to_owned(), kind);
     e.calls = 10;
@@ -34,17 +45,19 @@ fn edge(caller: &str, callee: &str, kind: ConnectionType, gaps: &[f64]) -> Edge 
 }
 
 fn sample() -> GraphSnapshot {
+    let mut checkout = node(
+        "checkout",
+        NodeKind::Service,
+        &[12.0, 15.5, 90.0],
+        &[0.2, -0.3],
+    );
+    checkout.resources = resources(Some(0.42), Some(0));
     GraphSnapshot {
         graph: "prod/eu-west-1".to_owned(),
         window_start_ms: 1_764_000_000_000,
         window_ms: 30_000,
         nodes: vec![
-            node(
-                "checkout",
-                NodeKind::Service,
-                &[12.0, 15.5, 90.0],
-                &[0.2, -0.3],
-            ),
+            checkout,
             node("postgresql/orders", NodeKind::Database, &[], &[]),
             node("user", NodeKind::User, &[], &[]),
             node(
@@ -273,6 +286,57 @@ fn garbage_bytes_are_a_decode_error() {
     assert_eq!(err.field(), None);
 }
 
+#[test]
+fn resource_metrics_keep_their_presence() {
+    let domain = sample();
+    let message = v1::GraphSnapshot::from(&domain);
+    let r = message.nodes[0].resources.expect("reported");
+    // Zero is a value, absent is absent.
+    assert_eq!(r.network_rx_bytes_per_s, Some(0.0));
+    assert_eq!(r.restarts, Some(0));
+    assert_eq!(
+        (r.memory_utilization, r.network_tx_bytes_per_s),
+        (None, None)
+    );
+    // A node that reported nothing carries no message at all.
+    assert_eq!(message.nodes[1].resources, None);
+    let back = decode_snapshot(&encode_snapshot(&domain)).expect("valid");
+    assert_eq!(back.nodes[0].resources, domain.nodes[0].resources);
+    assert_eq!(back.nodes[1].resources, ResourceStats::default());
+}
+
+#[test]
+fn invalid_resource_metrics_name_the_field() {
+    for bad in [f64::NAN, f64::INFINITY, -0.5] {
+        let mut message = v1::GraphSnapshot::from(&sample());
+        if let Some(r) = message.nodes[0].resources.as_mut() {
+            r.memory_utilization = Some(bad);
+        }
+        let err = GraphSnapshot::try_from(message).expect_err("refused");
+        assert_eq!(err.field(), Some("nodes[0].resources.memory_utilization"));
+    }
+}
+
+fn arb_resources() -> impl Strategy<Value = ResourceStats> {
+    let value = || prop::option::of(prop_oneof![Just(0.0), 0.0f64..1e12]);
+    (
+        value(),
+        value(),
+        value(),
+        value(),
+        value(),
+        prop::option::of(any::<u64>()),
+    )
+        .prop_map(|(cpu, bytes, mem, rx, tx, restarts)| ResourceStats {
+            cpu_utilization: cpu,
+            memory_bytes: bytes,
+            memory_utilization: mem,
+            network_rx_bytes_per_s: rx,
+            network_tx_bytes_per_s: tx,
+            restarts,
+        })
+}
+
 fn arb_sketch() -> impl Strategy<Value = Sketch> {
     prop::collection::vec(prop_oneof![-1e4f64..1e6, Just(0.0), -1e-5f64..1e-5], 0..60)
         .prop_map(|values| sketch_of(&values))
@@ -327,6 +391,14 @@ proptest! {
         domain.edges[0].client_latency = sketches[3].clone();
         domain.edges[0].server_latency = sketches[4].clone();
         domain.edges[0].gap = sketches[5].clone();
+        let back = decode_snapshot(&encode_snapshot(&domain));
+        prop_assert_eq!(back, Ok(domain));
+    }
+
+    #[test]
+    fn random_resource_metrics_round_trip(r in arb_resources()) {
+        let mut domain = sample();
+        domain.nodes[2].resources = r;
         let back = decode_snapshot(&encode_snapshot(&domain));
         prop_assert_eq!(back, Ok(domain));
     }

@@ -19,21 +19,33 @@
 //! Invalid UTF-8, malformed JSON, and values of the wrong type are errors, never panics.
 //! `serde_json`'s nesting limit (128) bounds the recursion of nested attribute values.
 
-mod scalars;
-
-use std::fmt;
-
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
-use opentelemetry_proto::tonic::common::v1::{
-    AnyValue, ArrayValue, EntityRef, InstrumentationScope, KeyValue, KeyValueList, any_value,
-};
+use opentelemetry_proto::tonic::common::v1::InstrumentationScope;
 use opentelemetry_proto::tonic::resource::v1::Resource;
-use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span, Status, span};
+use opentelemetry_proto::tonic::trace::v1::{
+    ResourceSpans, ScopeSpans, Span, Status, span, status,
+};
 use serde::Deserialize;
-use serde::de::{Deserializer, IgnoredAny, MapAccess, Visitor};
 use thiserror::Error;
 
-use self::scalars::{Base64, Double, Enum, Hex, Int, SpanKindNames, StatusCodeNames};
+use crate::otlp::protojson::scalars::{Enum, EnumNames, Hex, Int};
+use crate::otlp::protojson::{JKeyValue, JResource, JScope, list};
+
+struct SpanKindNames;
+
+impl EnumNames for SpanKindNames {
+    fn value_of(name: &str) -> Option<i32> {
+        span::SpanKind::from_str_name(name).map(|k| k as i32)
+    }
+}
+
+struct StatusCodeNames;
+
+impl EnumNames for StatusCodeNames {
+    fn value_of(name: &str) -> Option<i32> {
+        status::StatusCode::from_str_name(name).map(|c| c as i32)
+    }
+}
 
 /// Why an OTLP/JSON body could not be decoded.
 #[derive(Debug, Error)]
@@ -55,10 +67,6 @@ impl From<serde_json::Error> for JsonError {
 pub fn decode_json(body: &[u8]) -> Result<ExportTraceServiceRequest, JsonError> {
     let req: JRequest = serde_json::from_slice(body)?;
     Ok(req.into())
-}
-
-fn list<T, U: From<T>>(items: Option<Vec<T>>) -> Vec<U> {
-    items.unwrap_or_default().into_iter().map(U::from).collect()
 }
 
 #[derive(Deserialize)]
@@ -98,49 +106,6 @@ impl From<JResourceSpans> for ResourceSpans {
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
-struct JResource {
-    attributes: Option<Vec<JKeyValue>>,
-    #[serde(alias = "dropped_attributes_count")]
-    dropped_attributes_count: Option<Int<u32>>,
-    #[serde(alias = "entity_refs")]
-    entity_refs: Option<Vec<JEntityRef>>,
-}
-
-impl From<JResource> for Resource {
-    fn from(j: JResource) -> Self {
-        Self {
-            attributes: list(j.attributes),
-            dropped_attributes_count: Int::get(j.dropped_attributes_count),
-            entity_refs: list(j.entity_refs),
-        }
-    }
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct JEntityRef {
-    #[serde(alias = "schema_url")]
-    schema_url: Option<String>,
-    r#type: Option<String>,
-    #[serde(alias = "id_keys")]
-    id_keys: Option<Vec<String>>,
-    #[serde(alias = "description_keys")]
-    description_keys: Option<Vec<String>>,
-}
-
-impl From<JEntityRef> for EntityRef {
-    fn from(j: JEntityRef) -> Self {
-        Self {
-            schema_url: j.schema_url.unwrap_or_default(),
-            r#type: j.r#type.unwrap_or_default(),
-            id_keys: j.id_keys.unwrap_or_default(),
-            description_keys: j.description_keys.unwrap_or_default(),
-        }
-    }
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
 struct JScopeSpans {
     scope: Option<JScope>,
     spans: Option<Vec<JSpan>>,
@@ -154,27 +119,6 @@ impl From<JScopeSpans> for ScopeSpans {
             scope: j.scope.map(InstrumentationScope::from),
             spans: list(j.spans),
             schema_url: j.schema_url.unwrap_or_default(),
-        }
-    }
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct JScope {
-    name: Option<String>,
-    version: Option<String>,
-    attributes: Option<Vec<JKeyValue>>,
-    #[serde(alias = "dropped_attributes_count")]
-    dropped_attributes_count: Option<Int<u32>>,
-}
-
-impl From<JScope> for InstrumentationScope {
-    fn from(j: JScope) -> Self {
-        Self {
-            name: j.name.unwrap_or_default(),
-            version: j.version.unwrap_or_default(),
-            attributes: list(j.attributes),
-            dropped_attributes_count: Int::get(j.dropped_attributes_count),
         }
     }
 }
@@ -294,125 +238,5 @@ impl From<JStatus> for Status {
             message: j.message.unwrap_or_default(),
             code: Enum::get(j.code),
         }
-    }
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct JKeyValue {
-    key: Option<String>,
-    value: Option<JAnyValue>,
-    #[serde(alias = "key_strindex")]
-    key_strindex: Option<Int<i32>>,
-}
-
-impl From<JKeyValue> for KeyValue {
-    fn from(j: JKeyValue) -> Self {
-        Self {
-            key: j.key.unwrap_or_default(),
-            value: j.value.map(|v| AnyValue { value: v.0 }),
-            key_strindex: Int::get(j.key_strindex),
-        }
-    }
-}
-
-#[derive(Deserialize)]
-struct JArrayValue {
-    values: Option<Vec<JAnyValue>>,
-}
-
-#[derive(Deserialize)]
-struct JKeyValueList {
-    values: Option<Vec<JKeyValue>>,
-}
-
-/// `AnyValue`: an object with (at most) one of the oneof members; with several, the last wins.
-struct JAnyValue(Option<any_value::Value>);
-
-impl From<JAnyValue> for AnyValue {
-    fn from(j: JAnyValue) -> Self {
-        AnyValue { value: j.0 }
-    }
-}
-
-#[derive(Deserialize)]
-#[serde(field_identifier)]
-enum AnyValueField {
-    #[serde(rename = "stringValue", alias = "string_value")]
-    String,
-    #[serde(rename = "boolValue", alias = "bool_value")]
-    Bool,
-    #[serde(rename = "intValue", alias = "int_value")]
-    Int,
-    #[serde(rename = "doubleValue", alias = "double_value")]
-    Double,
-    #[serde(rename = "arrayValue", alias = "array_value")]
-    Array,
-    #[serde(rename = "kvlistValue", alias = "kvlist_value")]
-    Kvlist,
-    #[serde(rename = "bytesValue", alias = "bytes_value")]
-    Bytes,
-    #[serde(rename = "stringValueStrindex", alias = "string_value_strindex")]
-    StringStrindex,
-    #[serde(other)]
-    Unknown,
-}
-
-impl<'de> Deserialize<'de> for JAnyValue {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V;
-        impl<'de> Visitor<'de> for V {
-            type Value = JAnyValue;
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("an AnyValue object")
-            }
-            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<JAnyValue, A::Error> {
-                use any_value::Value;
-                let mut value = None;
-                while let Some(field) = map.next_key::<AnyValueField>()? {
-                    let next = match field {
-                        AnyValueField::String => {
-                            map.next_value::<Option<String>>()?.map(Value::StringValue)
-                        }
-                        AnyValueField::Bool => {
-                            map.next_value::<Option<bool>>()?.map(Value::BoolValue)
-                        }
-                        AnyValueField::Int => map
-                            .next_value::<Option<Int<i64>>>()?
-                            .map(|v| Value::IntValue(v.0)),
-                        AnyValueField::Double => map
-                            .next_value::<Option<Double>>()?
-                            .map(|v| Value::DoubleValue(v.0)),
-                        AnyValueField::Array => map.next_value::<Option<JArrayValue>>()?.map(|a| {
-                            Value::ArrayValue(ArrayValue {
-                                values: list(a.values),
-                            })
-                        }),
-                        AnyValueField::Kvlist => {
-                            map.next_value::<Option<JKeyValueList>>()?.map(|l| {
-                                Value::KvlistValue(KeyValueList {
-                                    values: list(l.values),
-                                })
-                            })
-                        }
-                        AnyValueField::Bytes => map
-                            .next_value::<Option<Base64>>()?
-                            .map(|b| Value::BytesValue(b.0)),
-                        AnyValueField::StringStrindex => map
-                            .next_value::<Option<Int<i32>>>()?
-                            .map(|v| Value::StringValueStrindex(v.0)),
-                        AnyValueField::Unknown => {
-                            map.next_value::<IgnoredAny>()?;
-                            None
-                        }
-                    };
-                    if next.is_some() {
-                        value = next;
-                    }
-                }
-                Ok(JAnyValue(value))
-            }
-        }
-        d.deserialize_map(V)
     }
 }

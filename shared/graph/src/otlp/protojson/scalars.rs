@@ -1,17 +1,17 @@
 //! Scalars of the protobuf JSON mapping: integers as numbers or strings, doubles with their
-//! special strings, enums by number or name, hex ids, base64 bytes.
+//! special strings, enums by number or name (each signal brings its [`EnumNames`] tables), hex
+//! ids, base64 bytes.
 
 use std::fmt;
 
-use opentelemetry_proto::tonic::trace::v1::{span, status};
 use serde::Deserialize;
 use serde::de::{self, Deserializer, Visitor};
 
 /// An integer given as a JSON number (integral) or a decimal string, range-checked into `T`.
-pub(super) struct Int<T>(pub(super) T);
+pub(crate) struct Int<T>(pub(crate) T);
 
 impl<T: Default> Int<T> {
-    pub(super) fn get(v: Option<Self>) -> T {
+    pub(crate) fn get(v: Option<Self>) -> T {
         v.map(|v| v.0).unwrap_or_default()
     }
 }
@@ -54,7 +54,7 @@ impl<'de, T: TryFrom<i128>> Deserialize<'de> for Int<T> {
 }
 
 /// A double: a number, or `"NaN"`, `"Infinity"`, `"-Infinity"`, or a decimal string.
-pub(super) struct Double(pub(super) f64);
+pub(crate) struct Double(pub(crate) f64);
 
 impl<'de> Deserialize<'de> for Double {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
@@ -91,31 +91,15 @@ impl<'de> Deserialize<'de> for Double {
 }
 
 /// An enum value names table (`from_str_name` of the generated enum).
-pub(super) trait EnumNames {
+pub(crate) trait EnumNames {
     fn value_of(name: &str) -> Option<i32>;
 }
 
-pub(super) struct SpanKindNames;
-
-impl EnumNames for SpanKindNames {
-    fn value_of(name: &str) -> Option<i32> {
-        span::SpanKind::from_str_name(name).map(|k| k as i32)
-    }
-}
-
-pub(super) struct StatusCodeNames;
-
-impl EnumNames for StatusCodeNames {
-    fn value_of(name: &str) -> Option<i32> {
-        status::StatusCode::from_str_name(name).map(|c| c as i32)
-    }
-}
-
 /// An enum: an integer (open enum: any int32), a numeric string, or a value name.
-pub(super) struct Enum<N>(i32, std::marker::PhantomData<N>);
+pub(crate) struct Enum<N>(i32, std::marker::PhantomData<N>);
 
 impl<N> Enum<N> {
-    pub(super) fn get(v: Option<Self>) -> i32 {
+    pub(crate) fn get(v: Option<Self>) -> i32 {
         v.map_or(0, |v| v.0)
     }
 }
@@ -150,10 +134,10 @@ impl<'de, N: EnumNames> Deserialize<'de> for Enum<N> {
 }
 
 /// Trace and span ids: hex, either case (the OTLP exception to base64 bytes).
-pub(super) struct Hex(Vec<u8>);
+pub(crate) struct Hex(Vec<u8>);
 
 impl Hex {
-    pub(super) fn get(v: Option<Self>) -> Vec<u8> {
+    pub(crate) fn get(v: Option<Self>) -> Vec<u8> {
         v.map(|v| v.0).unwrap_or_default()
     }
 }
@@ -175,7 +159,7 @@ impl<'de> Deserialize<'de> for Hex {
 }
 
 /// Other bytes: base64, standard or URL-safe alphabet, padding optional.
-pub(super) struct Base64(pub(super) Vec<u8>);
+pub(crate) struct Base64(pub(crate) Vec<u8>);
 
 impl<'de> Deserialize<'de> for Base64 {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
