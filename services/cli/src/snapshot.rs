@@ -14,7 +14,7 @@ use meshwatch_graph::sketch::Sketch;
 use meshwatch_graph::snapshot::json::SnapshotJson;
 
 use crate::input::{InputFormat, open};
-use crate::offline::{OfflineGraph, aggregator_config};
+use crate::offline::{InputStream, OfflineGraph, aggregator_config};
 
 /// Arguments of `meshwatch snapshot`.
 #[derive(Debug, Clone, Args)]
@@ -44,6 +44,13 @@ pub struct SnapshotArgs {
     /// Print a readable summary to stderr at the end.
     #[arg(long)]
     pub summary: bool,
+    /// OTLP metrics files joined as node resource metrics (repeatable; merged with the traces
+    /// by time, as the ingest would see them).
+    #[arg(long)]
+    pub metrics: Vec<PathBuf>,
+    /// Format of the metrics files.
+    #[arg(long, value_enum, default_value = "otlp-json")]
+    pub metrics_format: InputFormat,
 }
 
 /// What a run did.
@@ -178,9 +185,15 @@ pub fn run(args: &SnapshotArgs) -> anyhow::Result<Summary> {
         &args.graph_keys,
         &args.default_graph,
     )?;
+    if args.metrics_format == InputFormat::Zipkin {
+        bail!("--metrics-format zipkin: Zipkin holds traces only");
+    }
     let mut graph = OfflineGraph::new(cfg, "meshwatch-snapshot")?;
     // Open the input first: a missing input creates no output file.
     let mut reader = open(&args.input)?;
+    for path in &args.metrics {
+        drop(open(path)?);
+    }
     let mut writer: Box<dyn Write> = if args.output.as_os_str() == "-" {
         Box::new(BufWriter::new(std::io::stdout().lock()))
     } else {
@@ -190,7 +203,14 @@ pub fn run(args: &SnapshotArgs) -> anyhow::Result<Summary> {
     };
     let mut summary = Summary::default();
     let mut sink = |snapshot: GraphSnapshot| write_one(&mut writer, &snapshot, &mut summary);
-    graph.feed(reader.as_mut(), args.format, &mut sink)?;
+    if args.metrics.is_empty() {
+        graph.feed(reader.as_mut(), args.format, &mut sink)?;
+    } else {
+        drop(reader);
+        let mut traces = InputStream::new(vec![args.input.clone()], args.format);
+        let mut metrics = InputStream::new(args.metrics.clone(), args.metrics_format);
+        graph.feed_streams(&mut traces, Some(&mut metrics), &mut sink)?;
+    }
     let totals = graph.finish(&mut sink)?;
     writer.flush().context("cannot write output")?;
     summary.requests = totals.requests;

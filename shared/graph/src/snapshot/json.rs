@@ -4,7 +4,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{ConnectionType, GraphSnapshot, IngestStats, NodeKind};
+use super::{ConnectionType, GraphSnapshot, IngestStats, NodeKind, ResourceStats};
 use crate::sketch::Sketch;
 
 /// Latency quantiles in milliseconds.
@@ -58,6 +58,40 @@ pub struct NodeJson {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub in_gap_ms: Option<LatencyJson>,
     pub spans: u64,
+    /// Resource metrics (OTLP metrics); absent when none arrived, and each metric absent
+    /// when it did not arrive.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub resources: Option<ResourcesJson>,
+}
+
+/// Resource metrics of a node (`docs/resource-metrics.md`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ResourcesJson {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cpu_utilization: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub memory_bytes: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub memory_utilization: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub network_rx_bytes_per_s: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub network_tx_bytes_per_s: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub restarts: Option<u64>,
+}
+
+impl ResourcesJson {
+    fn from_stats(r: &ResourceStats) -> Option<Self> {
+        (*r != ResourceStats::default()).then(|| Self {
+            cpu_utilization: r.cpu_utilization,
+            memory_bytes: r.memory_bytes,
+            memory_utilization: r.memory_utilization,
+            network_rx_bytes_per_s: r.network_rx_bytes_per_s,
+            network_tx_bytes_per_s: r.network_tx_bytes_per_s,
+            restarts: r.restarts,
+        })
+    }
 }
 
 /// One edge.
@@ -108,6 +142,7 @@ impl From<&GraphSnapshot> for SnapshotJson {
                     out_latency_ms: LatencyJson::from_sketch(&n.out_latency),
                     in_gap_ms: LatencyJson::from_sketch(&n.in_gap),
                     spans: n.spans,
+                    resources: ResourcesJson::from_stats(&n.resources),
                 })
                 .collect(),
             edges: s
