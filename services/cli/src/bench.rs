@@ -10,7 +10,7 @@ use anyhow::Context;
 use clap::{Args, Subcommand};
 use meshwatch_graph::otlp::bench_data::synthetic_request;
 use meshwatch_graph::otlp::wire::decode_traces;
-use meshwatch_graph::span::{AttributeKeys, DecodedTraces, ResourceView, SpanView};
+use meshwatch_graph::span::{DecodedTraces, GraphValues, ResourceKeys, ResourceView, SpanView};
 use meshwatch_graph::{Aggregator, AggregatorConfig};
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use prost::Message;
@@ -118,7 +118,7 @@ fn bench_config() -> AggregatorConfig {
 /// pass warms the allocator and is not counted.
 fn aggregate_rate(
     bodies: &[Vec<u8>],
-    keys: &AttributeKeys,
+    keys: &ResourceKeys,
     decompress: &dyn Fn(&[u8]) -> anyhow::Result<Vec<u8>>,
     compressed: bool,
     prefill_spans: usize,
@@ -146,7 +146,7 @@ fn aggregate_rate(
 fn aggregate_pass(
     aggregator: &mut Aggregator,
     bodies: &[Vec<u8>],
-    keys: &AttributeKeys,
+    keys: &ResourceKeys,
     decompress: &dyn Fn(&[u8]) -> anyhow::Result<Vec<u8>>,
     compressed: bool,
 ) -> anyhow::Result<(u64, Duration)> {
@@ -188,7 +188,8 @@ fn prefill(aggregator: &mut Aggregator, n: usize) {
     for chunk in ids.chunks(10_000) {
         let mut d = DecodedTraces::default();
         d.resources.push(ResourceView {
-            service_name: Some("prefill"),
+            // The first default service key, `service.name`.
+            service_values: GraphValues::from_slice(&[Some("prefill")]),
             ..ResourceView::default()
         });
         for (trace, span) in chunk {
@@ -221,7 +222,7 @@ fn rss_mib() -> (f64, f64) {
 }
 
 fn ingest(args: &IngestBenchArgs) -> anyhow::Result<()> {
-    let keys = AttributeKeys::default();
+    let keys = ResourceKeys::default();
     let mut stdout = std::io::stdout().lock();
     // Memory of the pairing store, measured first in a fresh process: RSS around a prefill.
     let (rss_before, _) = rss_mib();

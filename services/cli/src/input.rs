@@ -48,7 +48,7 @@ pub fn decode_request(
     format: InputFormat,
     record: &[u8],
     n: u64,
-    keys: &meshwatch_graph::span::AttributeKeys,
+    keys: &meshwatch_graph::span::ResourceKeys,
 ) -> anyhow::Result<opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest> {
     use prost::Message;
     let label = format.record_label();

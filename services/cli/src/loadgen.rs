@@ -416,7 +416,7 @@ pub async fn load(args: &LoadgenArgs) -> anyhow::Result<LoadgenReport> {
 mod tests {
     use super::*;
     use meshwatch_graph::otlp::wire::decode_traces;
-    use meshwatch_graph::span::{AttributeKeys, DecodedTraces};
+    use meshwatch_graph::span::{DecodedTraces, ResourceKeys};
 
     #[test]
     fn instances_patch_trace_ids_and_times_only() {
@@ -457,7 +457,7 @@ mod tests {
             assert_eq!(x.attributes, y.attributes);
         }
         let mut out = DecodedTraces::default();
-        decode_traces(&b, &AttributeKeys::default(), &mut out).expect("decodes");
+        decode_traces(&b, &ResourceKeys::default(), &mut out).expect("decodes");
         assert_eq!(out.spans.len(), 200);
         assert!(Template::scan(vec![0x0a, 0xff]).is_none());
     }

@@ -14,7 +14,7 @@ use anyhow::{Context, bail};
 use meshwatch_graph::metrics::{self, DecodedMetrics};
 use meshwatch_graph::otlp::owned::{decode_json, views_from_owned};
 use meshwatch_graph::otlp::wire::decode_traces;
-use meshwatch_graph::span::{AttributeKeys, DecodedTraces};
+use meshwatch_graph::span::{DecodedTraces, ResourceKeys};
 use meshwatch_graph::{Aggregator, AggregatorConfig, GraphSnapshot, zipkin};
 use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
 
@@ -25,6 +25,7 @@ pub fn aggregator_config(
     window: Duration,
     lateness: Duration,
     graph_keys: &[String],
+    service_keys: &[String],
     default_graph: &str,
 ) -> anyhow::Result<AggregatorConfig> {
     let window_ms = u32::try_from(window.as_millis()).context("window too long")?;
@@ -37,6 +38,9 @@ pub fn aggregator_config(
     };
     if !graph_keys.is_empty() {
         cfg.graph_keys = graph_keys.to_vec();
+    }
+    if !service_keys.is_empty() {
+        cfg.service_keys = service_keys.to_vec();
     }
     Ok(cfg)
 }
@@ -159,7 +163,7 @@ struct PendingMetrics {
 #[derive(Debug)]
 pub struct OfflineGraph {
     aggregator: Aggregator,
-    keys: AttributeKeys,
+    keys: ResourceKeys,
     spare: DecodedTraces<'static>,
     closed: Vec<GraphSnapshot>,
     totals: FeedTotals,
@@ -168,8 +172,9 @@ pub struct OfflineGraph {
 impl OfflineGraph {
     /// `producer` names the snapshots' producer.
     pub fn new(cfg: AggregatorConfig, producer: &str) -> anyhow::Result<Self> {
-        let keys = AttributeKeys {
+        let keys = ResourceKeys {
             graph_keys: cfg.graph_keys.clone(),
+            service_keys: cfg.service_keys.clone(),
         };
         let aggregator = Aggregator::new(cfg, producer).map_err(anyhow::Error::msg)?;
         Ok(Self {

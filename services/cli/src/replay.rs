@@ -23,7 +23,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, bail};
 use clap::Args;
-use meshwatch_graph::span::AttributeKeys;
+use meshwatch_graph::span::ResourceKeys;
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
@@ -176,7 +176,7 @@ struct Item {
 }
 
 /// The data time range of the input (first pass of a rebased replay).
-fn scan(args: &ReplayArgs, keys: &AttributeKeys) -> anyhow::Result<(Option<u64>, Option<u64>)> {
+fn scan(args: &ReplayArgs, keys: &ResourceKeys) -> anyhow::Result<(Option<u64>, Option<u64>)> {
     let mut reader = open(&args.input)?;
     let (mut record, mut n) = (Vec::new(), 0u64);
     let (mut first, mut last) = (None, None::<u64>);
@@ -193,7 +193,7 @@ fn scan(args: &ReplayArgs, keys: &AttributeKeys) -> anyhow::Result<(Option<u64>,
 /// Reads, decodes and shifts requests on a thread of its own, into a bounded queue.
 fn spawn_reader(
     args: &ReplayArgs,
-    keys: AttributeKeys,
+    keys: ResourceKeys,
     offset_ns: i64,
 ) -> anyhow::Result<mpsc::Receiver<anyhow::Result<Item>>> {
     let (tx, rx) = mpsc::channel(64);
@@ -244,7 +244,7 @@ pub async fn replay(args: &ReplayArgs) -> anyhow::Result<ReplaySummary> {
     if args.rebase_time.is_some() && args.input.as_os_str() == "-" {
         bail!("--rebase-time reads the input twice: give a file, not stdin");
     }
-    let mut keys = AttributeKeys::default();
+    let mut keys = ResourceKeys::default();
     if !args.graph_keys.is_empty() {
         keys.graph_keys.clone_from(&args.graph_keys);
     }

@@ -79,6 +79,7 @@ fn snapshots(traces: &[PathBuf], window: u64) -> BTreeMap<String, Vec<GraphSnaps
         Duration::from_secs(window),
         Duration::from_secs(10),
         &[],
+        &[],
         "default",
     )
     .unwrap();

@@ -258,8 +258,11 @@ fn fixture_summaries_agree_with_the_oracle_and_the_library() {
             lateness: std::time::Duration::from_secs(10),
             output: output.clone(),
             graph_keys: Vec::new(),
+            service_keys: Vec::new(),
             default_graph: "default".to_owned(),
             summary: false,
+            metrics: Vec::new(),
+            metrics_format: InputFormat::OtlpJson,
         };
         let got = run(&args).expect("snapshot run");
         let exp = oracle::expected(&spans, 60_000, 10_000);

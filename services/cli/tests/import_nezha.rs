@@ -27,7 +27,7 @@ use meshwatch_cli::snapshot::{SnapshotArgs, Summary};
 use meshwatch_graph::labels::read_labels;
 use meshwatch_graph::metrics::{DecodedMetrics, decode_json as decode_metrics, extract};
 use meshwatch_graph::otlp::owned::decode_json;
-use meshwatch_graph::span::AttributeKeys;
+use meshwatch_graph::span::ResourceKeys;
 use opentelemetry_proto::tonic::common::v1::{KeyValue, any_value};
 use opentelemetry_proto::tonic::metrics::v1::{metric, number_data_point};
 use serde_json::Value;
@@ -171,8 +171,11 @@ fn snapshot(input: &Path, format: InputFormat, output: &Path) -> Summary {
         lateness: Duration::from_secs(10),
         output: output.to_owned(),
         graph_keys: Vec::new(),
+        service_keys: Vec::new(),
         default_graph: "default".to_owned(),
         summary: false,
+        metrics: Vec::new(),
+        metrics_format: InputFormat::OtlpJson,
     })
     .unwrap()
 }
@@ -339,7 +342,7 @@ fn metrics_carry_the_csv_values_under_the_mapped_names() {
     for line in text(path).lines() {
         let request = decode_metrics(line.as_bytes()).unwrap();
         let mut decoded = DecodedMetrics::default();
-        extract(&request, &AttributeKeys::default(), &mut decoded);
+        extract(&request, &ResourceKeys::default(), &mut decoded);
         assert_eq!(decoded.rejected.total(), 0, "{:?}", decoded.rejected);
         assert_eq!(decoded.ignored, 0);
         assert_eq!(

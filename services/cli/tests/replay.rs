@@ -80,8 +80,11 @@ fn offline_lines() -> Vec<String> {
         lateness: Duration::from_secs(10),
         output: output.clone(),
         graph_keys: Vec::new(),
+        service_keys: Vec::new(),
         default_graph: "default".to_owned(),
         summary: false,
+        metrics: Vec::new(),
+        metrics_format: InputFormat::OtlpJson,
     })
     .unwrap();
     assert_eq!(summary.spans_accepted, 4_614);

@@ -2,7 +2,7 @@
 //! Same seed, same bytes (JSON and protobuf); both encodings give the same snapshots; the
 //! labels file names the injected fault; the fault's mark is in the snapshot JSON.
 
-#![allow(clippy::unwrap_used)]
+#![allow(clippy::unwrap_used, clippy::panic)]
 
 use std::path::Path;
 use std::process::Command;
@@ -166,4 +166,66 @@ fn bad_flags_are_refused() {
         assert!(!out.status.success(), "{args:?}");
         assert!(!out.stderr.is_empty());
     }
+}
+
+#[test]
+fn resource_faults_show_in_the_snapshots_resource_metrics() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("sim");
+    meshwatch(&[
+        "simulate",
+        "--topology",
+        "onlineboutique",
+        "--duration",
+        "13m",
+        "--rate",
+        "15",
+        "--faults",
+        "cpu_contention:service=currencyservice,start=3m,duration=3m;memory_leak:service=cartservice,start=7m,duration=4m",
+        "--out",
+        dir.to_str().unwrap(),
+    ]);
+    let output = tmp.path().join("snapshots.jsonl");
+    meshwatch(&[
+        "snapshot",
+        "--input",
+        dir.join("traces.otlp.jsonl").to_str().unwrap(),
+        "--metrics",
+        dir.join("metrics.otlp.jsonl").to_str().unwrap(),
+        "--output",
+        output.to_str().unwrap(),
+    ]);
+    let windows: Vec<serde_json::Value> = std::fs::read_to_string(&output)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let resource = |minute: usize, service: &str, key: &str| {
+        windows[minute]["nodes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|n| n["service"] == service)
+            .and_then(|n| n["resources"][key].as_f64())
+            .unwrap_or_else(|| panic!("{service} {key} at minute {minute}"))
+    };
+    // CPU: the hog's share on top of the service's own load, in the fault's windows only.
+    let cpu_before = resource(2, "currencyservice", "cpu_utilization");
+    assert!(cpu_before < 0.5, "{cpu_before}");
+    for m in 4..6 {
+        let cpu = resource(m, "currencyservice", "cpu_utilization");
+        assert!(cpu > cpu_before + 0.5, "minute {m}: {cpu}");
+    }
+    assert!(resource(7, "currencyservice", "cpu_utilization") < 0.5);
+    // Memory: grows through the leak, back after the restart.
+    let mem_before = resource(6, "cartservice", "memory_bytes");
+    assert!(resource(8, "cartservice", "memory_bytes") > mem_before * 1.5);
+    assert!(resource(10, "cartservice", "memory_bytes") > mem_before * 2.5);
+    // (The sample at 11:00 still covers the last 15 s of the leak: samples are means over the
+    // interval that ends at their timestamp.)
+    assert!(resource(12, "cartservice", "memory_bytes") < mem_before * 1.2);
+    let restarts: f64 = (10..13)
+        .map(|m| resource(m, "cartservice", "restarts"))
+        .sum();
+    assert_eq!(restarts, 1.0);
 }

@@ -22,10 +22,24 @@ fn snapshots(path: &Path) -> Vec<serde_json::Value> {
 #[test]
 fn metrics_join_their_nodes_as_resources() {
     let dir = tempfile::tempdir().expect("temp dir");
-    let day = concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/fixtures/nezha-raw/onlineboutique/2022-08-22");
+    let day = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../tests/fixtures/nezha-raw/onlineboutique/2022-08-22"
+    );
     let out = dir.path().join("import");
-    let import = meshwatch(&["dataset", "import", "nezha", day, "--out", out.to_str().expect("utf-8")]);
-    assert!(import.status.success(), "{}", String::from_utf8_lossy(&import.stderr));
+    let import = meshwatch(&[
+        "dataset",
+        "import",
+        "nezha",
+        day,
+        "--out",
+        out.to_str().expect("utf-8"),
+    ]);
+    assert!(
+        import.status.success(),
+        "{}",
+        String::from_utf8_lossy(&import.stderr)
+    );
     let traces = out.join("traces.otlp.jsonl");
     let metrics = out.join("metrics.otlp.jsonl");
 
@@ -39,7 +53,11 @@ fn metrics_join_their_nodes_as_resources() {
         "--output",
         with.to_str().expect("utf-8"),
     ]);
-    assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
     let with = snapshots(&with);
     let resources: Vec<&serde_json::Value> = with
         .iter()
@@ -48,9 +66,14 @@ fn metrics_join_their_nodes_as_resources() {
         .collect();
     assert!(!resources.is_empty(), "no node carries resource metrics");
     for r in &resources {
-        let cpu = r["cpu_utilization"].as_f64().expect("cpu utilisation present");
+        let cpu = r["cpu_utilization"]
+            .as_f64()
+            .expect("cpu utilisation present");
         assert!((0.0..=1.0).contains(&cpu), "{r}");
-        assert!(r["memory_bytes"].as_f64().expect("memory present") > 0.0, "{r}");
+        assert!(
+            r["memory_bytes"].as_f64().expect("memory present") > 0.0,
+            "{r}"
+        );
     }
 
     let without = dir.path().join("without.jsonl");

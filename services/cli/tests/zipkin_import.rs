@@ -15,7 +15,7 @@ use meshwatch_cli::input::InputFormat;
 use meshwatch_cli::output::OutputFormat;
 use meshwatch_cli::snapshot::{SnapshotArgs, Summary};
 use meshwatch_graph::otlp::owned::decode_json;
-use meshwatch_graph::span::AttributeKeys;
+use meshwatch_graph::span::ResourceKeys;
 use meshwatch_graph::zipkin::decode_to_otlp;
 
 fn fixture(name: &str) -> PathBuf {
@@ -46,8 +46,11 @@ fn snapshot(input: &Path, format: InputFormat, output: &Path) -> Summary {
         lateness: Duration::from_secs(10),
         output: output.to_owned(),
         graph_keys: Vec::new(),
+        service_keys: Vec::new(),
         default_graph: "default".to_owned(),
         summary: false,
+        metrics: Vec::new(),
+        metrics_format: InputFormat::OtlpJson,
     })
     .unwrap()
 }
@@ -80,7 +83,7 @@ fn import_and_direct_reading_give_the_hand_derived_edges() {
     // The converted request is the decoder's, only reordered.
     let direct = decode_to_otlp(
         &std::fs::read(fixture("yelp.json")).unwrap(),
-        &AttributeKeys::default(),
+        &ResourceKeys::default(),
     )
     .unwrap();
     assert_eq!(split_by_end_time(direct, 50, 1_000_000_000), requests);

@@ -100,6 +100,9 @@ pub struct GraphConfig {
     pub max_graphs: usize,
     /// Resource attributes naming the graph.
     pub graph_keys: Vec<String>,
+    /// Resource attributes naming the service of spans and metrics, first non-empty first
+    /// (`k8s.pod.name` names its workload), else `unknown_service`.
+    pub service_keys: Vec<String>,
     /// Graph of resources without those attributes.
     pub default_graph: String,
     /// Longest service, peer or graph name kept (longer ones are cut).
@@ -121,6 +124,7 @@ impl Default for GraphConfig {
             max_edges_per_window: d.max_edges_per_window,
             max_graphs: d.max_graphs,
             graph_keys: d.graph_keys,
+            service_keys: d.service_keys,
             default_graph: d.default_graph,
             max_name_bytes: d.max_name_bytes,
             producer: None,
@@ -145,6 +149,7 @@ impl GraphConfig {
             max_edges_per_window: self.max_edges_per_window,
             max_graphs: self.max_graphs,
             graph_keys: self.graph_keys.clone(),
+            service_keys: self.service_keys.clone(),
             default_graph: self.default_graph.clone(),
             max_name_bytes: self.max_name_bytes,
         }
@@ -255,5 +260,15 @@ mod tests {
         let problems = c.validate();
         assert_eq!(problems.len(), 3, "{problems:?}");
         assert!(problems.iter().any(|p| p.starts_with("graph.")));
+    }
+
+    #[test]
+    fn service_keys_reach_the_aggregator_and_are_validated() {
+        let mut c = IngestConfig::default();
+        c.graph.service_keys = vec!["app".to_owned()];
+        assert_eq!(c.graph.aggregator().service_keys, ["app"]);
+        assert!(c.validate().is_empty());
+        c.graph.service_keys.clear();
+        assert_eq!(c.validate().len(), 1);
     }
 }

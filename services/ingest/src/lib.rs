@@ -22,6 +22,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
+use axum::serve::ListenerExt;
 use meshwatch_bus::{BufferedPublisher, JetStreamSink, SnapshotSink};
 use meshwatch_runtime::{Shutdown, bind_admin, serve_admin};
 use tokio::net::TcpListener;
@@ -141,7 +142,10 @@ pub async fn run(config: IngestConfig, shutdown: &Shutdown) -> Result<Running, I
                 .add_service(service)
                 .add_service(metrics_service)
                 .serve_with_incoming_shutdown(
-                    tonic::transport::server::TcpIncoming::from(listener),
+                    // Without TCP_NODELAY a large response waits for the peer's delayed ACK
+                    // (~40 ms per request); tonic's own setting does not reach a listener
+                    // passed in.
+                    tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true)),
                     token.cancelled_owned(),
                 )
                 .await;
@@ -160,17 +164,26 @@ pub async fn run(config: IngestConfig, shutdown: &Shutdown) -> Result<Running, I
         .merge(zipkin::router(
             Arc::clone(&pipeline),
             metrics.clone(),
-            meshwatch_graph::span::AttributeKeys {
+            meshwatch_graph::span::ResourceKeys {
                 graph_keys: config.graph.graph_keys.clone(),
+                service_keys: config.graph.service_keys.clone(),
             },
             config.otlp.max_request_bytes,
             config.otlp.max_decompressed_bytes,
         ));
         let token = intake.clone();
         servers.push(tokio::spawn(async move {
-            let result = axum::serve(listener, app)
-                .with_graceful_shutdown(token.cancelled_owned())
-                .await;
+            let result = axum::serve(
+                listener.tap_io(|tcp| {
+                    // Same reason as for gRPC: no delayed-ACK stall on large responses.
+                    if let Err(error) = tcp.set_nodelay(true) {
+                        tracing::debug!(%error, "cannot set TCP_NODELAY");
+                    }
+                }),
+                app,
+            )
+            .with_graceful_shutdown(token.cancelled_owned())
+            .await;
             if let Err(error) = result {
                 tracing::error!(%error, "otlp http server failed");
             }

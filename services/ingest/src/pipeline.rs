@@ -19,7 +19,7 @@ use meshwatch_bus::{BufferedPublisher, SnapshotMessage};
 use meshwatch_graph::metrics::{DecodedMetrics, extract};
 use meshwatch_graph::otlp::owned::views_from_owned;
 use meshwatch_graph::otlp::wire::decode_traces;
-use meshwatch_graph::span::{AttributeKeys, DecodedTraces};
+use meshwatch_graph::span::{DecodedTraces, ResourceKeys};
 use meshwatch_graph::{Aggregator, GraphSnapshot, IngestReport, MetricsReport};
 use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
@@ -85,8 +85,9 @@ impl Pipeline {
         let queued = Arc::new(AtomicUsize::new(0));
         let worker = Worker {
             aggregator,
-            keys: AttributeKeys {
+            keys: ResourceKeys {
                 graph_keys: config.graph.graph_keys.clone(),
+                service_keys: config.graph.service_keys.clone(),
             },
             publisher: Arc::clone(&publisher),
             metrics: metrics.clone(),
@@ -187,7 +188,7 @@ impl Pipeline {
 
 struct Worker {
     aggregator: Aggregator,
-    keys: AttributeKeys,
+    keys: ResourceKeys,
     publisher: Arc<BufferedPublisher>,
     metrics: Metrics,
     held: Arc<AtomicUsize>,

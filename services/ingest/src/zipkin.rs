@@ -26,7 +26,7 @@ use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
-use meshwatch_graph::span::AttributeKeys;
+use meshwatch_graph::span::ResourceKeys;
 use meshwatch_graph::zipkin::decode_to_otlp;
 use meshwatch_runtime::{Classify, public_message};
 
@@ -44,7 +44,7 @@ const PROTOCOL: &str = "zipkin";
 struct AppState {
     pipeline: Arc<Pipeline>,
     metrics: Metrics,
-    keys: Arc<AttributeKeys>,
+    keys: Arc<ResourceKeys>,
     max_request_bytes: usize,
     max_decompressed_bytes: usize,
 }
@@ -53,7 +53,7 @@ struct AppState {
 pub fn router(
     pipeline: Arc<Pipeline>,
     metrics: Metrics,
-    keys: AttributeKeys,
+    keys: ResourceKeys,
     max_request_bytes: usize,
     max_decompressed_bytes: usize,
 ) -> Router {

@@ -18,7 +18,7 @@ use std::time::Duration;
 
 use common::{config, start};
 use meshwatch_graph::otlp::owned::views_from_owned;
-use meshwatch_graph::span::{AttributeKeys, DecodedTraces};
+use meshwatch_graph::span::{DecodedTraces, ResourceKeys};
 use meshwatch_graph::zipkin::decode_to_otlp;
 use meshwatch_graph::{Aggregator, GraphSnapshot};
 use meshwatch_runtime::{Readiness, Shutdown};
@@ -221,8 +221,9 @@ async fn overload_is_503_with_retry_after() {
 
 /// The graph code run offline over the same bodies, in the same order, with the same settings.
 fn offline(config: &meshwatch_ingest::IngestConfig) -> Vec<GraphSnapshot> {
-    let keys = AttributeKeys {
+    let keys = ResourceKeys {
         graph_keys: config.graph.graph_keys.clone(),
+        service_keys: config.graph.service_keys.clone(),
     };
     let mut aggregator = Aggregator::new(config.graph.aggregator(), "system-test").unwrap();
     let mut out = Vec::new();

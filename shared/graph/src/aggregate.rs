@@ -23,6 +23,7 @@ use rustc_hash::FxHashMap;
 use crate::config::{AggregatorConfig, truncate_name};
 use crate::metrics::window::CounterState;
 use crate::pairing::{CallerEntry, ChildEntry, Key, PairingStore, Side, key};
+use crate::service::service_name;
 use crate::snapshot::{ConnectionType, GraphSnapshot, IngestStats, NodeKind};
 use crate::span::{
     DecodedTraces, RejectReason, STATUS_CODE_ERROR, SpanAttrs, SpanIds, SpanKind, SpanView,
@@ -197,11 +198,7 @@ impl Aggregator {
         let mut slots = std::mem::take(&mut self.slots);
         slots.clear();
         for resource in &traces.resources {
-            let service = resource
-                .service_name
-                .filter(|s| !s.is_empty())
-                .or(resource.k8s_deployment_name.filter(|s| !s.is_empty()))
-                .unwrap_or("unknown_service");
+            let service = service_name(&resource.service_values, &self.cfg.service_keys);
             slots.push(self.resource_slot(&resource.graph_values, service));
         }
         let now_ns = now_ms.map(|ms| u64::try_from(ms).unwrap_or(0).saturating_mul(1_000_000));

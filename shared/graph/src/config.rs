@@ -26,6 +26,10 @@ pub struct AggregatorConfig {
     pub max_graphs: usize,
     /// Resource attributes whose values, joined with `/`, name the graph.
     pub graph_keys: Vec<String>,
+    /// Resource attributes naming the service, tried in order: the first non-empty value names
+    /// it (`k8s.pod.name` through its workload), else `unknown_service`
+    /// ([`crate::service::service_name`]). Spans and metrics alike.
+    pub service_keys: Vec<String>,
     /// Graph of resources that carry none of `graph_keys`.
     pub default_graph: String,
     /// Longest service, peer or graph name kept; longer names are cut at a character boundary.
@@ -47,6 +51,7 @@ impl Default for AggregatorConfig {
                 "k8s.cluster.name".to_owned(),
                 "deployment.environment.name".to_owned(),
             ],
+            service_keys: crate::service::default_service_keys(),
             default_graph: "default".to_owned(),
             max_name_bytes: 256,
         }
@@ -100,6 +105,19 @@ impl AggregatorConfig {
         if self.graph_keys.iter().any(|k| k.trim().is_empty()) {
             problems.push("graph_keys must not contain empty keys".to_owned());
         }
+        if self.service_keys.is_empty() {
+            problems.push("service_keys must name at least one key".to_owned());
+        }
+        if self.service_keys.len() > crate::service::MAX_SERVICE_KEYS {
+            problems.push(format!(
+                "service_keys: at most {} keys (got {})",
+                crate::service::MAX_SERVICE_KEYS,
+                self.service_keys.len()
+            ));
+        }
+        if self.service_keys.iter().any(|k| k.trim().is_empty()) {
+            problems.push("service_keys must not contain empty keys".to_owned());
+        }
         if self.max_name_bytes < 16 {
             problems.push("max_name_bytes must be at least 16".to_owned());
         }
@@ -137,6 +155,18 @@ mod tests {
             ..AggregatorConfig::default()
         };
         assert_eq!(cfg.validate().len(), 3);
+    }
+
+    #[test]
+    fn service_keys_are_validated() {
+        let with = |keys: Vec<&str>| AggregatorConfig {
+            service_keys: keys.into_iter().map(str::to_owned).collect(),
+            ..AggregatorConfig::default()
+        };
+        assert!(with(vec!["app"]).validate().is_empty());
+        assert_eq!(with(vec![]).validate().len(), 1);
+        assert_eq!(with(vec!["app", " "]).validate().len(), 1);
+        assert_eq!(with(vec!["k"; 9]).validate().len(), 1);
     }
 
     #[test]

@@ -5,6 +5,7 @@
 //! - [`otlp`]: OTLP trace requests (protobuf wire format, zero-copy, and the owned/JSON form) to
 //!   borrowed [`span::SpanView`]s;
 //! - [`span`]: the borrowed span and resource views every decoder produces, and their validation;
+//! - [`service`]: which service a resource belongs to (configured `service_keys`);
 //! - [`aggregate`]: spans to per-window graph snapshots (pairing, windows, watermark);
 //! - [`metrics`]: OTLP metrics (protobuf and JSON) to resource samples that join the same
 //!   windows as node resource metrics;
@@ -21,6 +22,7 @@ pub mod labels;
 pub mod metrics;
 pub mod otlp;
 mod pairing;
+pub mod service;
 pub mod sketch;
 pub mod snapshot;
 pub mod span;

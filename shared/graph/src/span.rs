@@ -37,13 +37,13 @@ pub const STATUS_CODE_ERROR: i32 = 2;
 /// The resource attributes the graph needs, borrowed from the request.
 ///
 /// `graph_values[i]` is the string value of the i-th configured graph-id attribute
-/// ([`AttributeKeys::graph_keys`]), if the resource has it.
+/// ([`ResourceKeys::graph_keys`]), if the resource has it; `service_values[i]` likewise for the
+/// i-th service attribute ([`ResourceKeys::service_keys`], resolved by
+/// [`crate::service::service_name`]).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ResourceView<'a> {
-    /// `service.name`.
-    pub service_name: Option<&'a str>,
-    /// `k8s.deployment.name`, a fallback for the service name.
-    pub k8s_deployment_name: Option<&'a str>,
+    /// Values of the configured service attributes, in configuration order (inline).
+    pub service_values: GraphValues<'a>,
     /// Values of the configured graph-id attributes, in configuration order (inline up to four
     /// keys: no allocation per resource on the hot path).
     pub graph_values: GraphValues<'a>,
@@ -174,20 +174,24 @@ impl DecodedTraces<'_> {
 }
 
 /// Which attribute keys to extract. The span attribute keys are fixed by the semantic
-/// conventions; the graph-id resource keys are configured.
+/// conventions; the graph-id and service resource keys are configured.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct AttributeKeys {
+pub struct ResourceKeys {
     /// Resource attributes whose values, joined, name the graph.
     pub graph_keys: Vec<String>,
+    /// Resource attributes that name the service, first non-empty value first
+    /// ([`crate::service::service_name`]); at most [`MAX_GRAPH_KEYS`] are read.
+    pub service_keys: Vec<String>,
 }
 
-impl Default for AttributeKeys {
+impl Default for ResourceKeys {
     fn default() -> Self {
         Self {
             graph_keys: vec![
                 "k8s.cluster.name".to_owned(),
                 "deployment.environment.name".to_owned(),
             ],
+            service_keys: crate::service::default_service_keys(),
         }
     }
 }

@@ -57,7 +57,7 @@ use serde::Deserialize;
 use serde::de::{Deserializer, MapAccess, Visitor};
 
 use crate::otlp::attrs::SERVICE_NAME;
-use crate::span::{AttributeKeys, STATUS_CODE_ERROR};
+use crate::span::{ResourceKeys, STATUS_CODE_ERROR};
 
 /// Instrumentation scope name of converted spans.
 pub const SCOPE_NAME: &str = "zipkin";
@@ -182,7 +182,7 @@ pub fn decode_json(body: &[u8]) -> Result<Vec<ZipkinSpan>, ZipkinError> {
 /// Decodes a Zipkin v2 JSON body and converts it ([`to_otlp`]).
 pub fn decode_to_otlp(
     body: &[u8],
-    keys: &AttributeKeys,
+    keys: &ResourceKeys,
 ) -> Result<ExportTraceServiceRequest, ZipkinError> {
     Ok(to_otlp(decode_json(body)?, keys))
 }
@@ -319,7 +319,7 @@ fn service_of(s: &ZipkinSpan) -> &str {
 /// Converts decoded spans into one OTLP request: one resource per (service name, graph-key
 /// tags), in order of first appearance, each with one scope ([`SCOPE_NAME`]) holding its spans
 /// in input order. See the module documentation for the mapping.
-pub fn to_otlp(spans: Vec<ZipkinSpan>, keys: &AttributeKeys) -> ExportTraceServiceRequest {
+pub fn to_otlp(spans: Vec<ZipkinSpan>, keys: &ResourceKeys) -> ExportTraceServiceRequest {
     type Key = (Vec<u8>, Vec<u8>);
     // Ids of the non-shared halves, to find shared spans whose client is in the batch.
     let mut plain: HashSet<Key> = HashSet::new();
@@ -429,7 +429,7 @@ fn convert(
     trace_id: Vec<u8>,
     span_id: Vec<u8>,
     parent_span_id: Vec<u8>,
-    keys: &AttributeKeys,
+    keys: &ResourceKeys,
 ) -> (Span, Vec<Option<String>>) {
     let kind = kind(s.kind.as_deref());
     let start = s.timestamp.unwrap_or(0).saturating_mul(1_000);

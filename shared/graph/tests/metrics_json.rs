@@ -7,7 +7,7 @@
 mod generate;
 
 use meshwatch_graph::metrics::{DecodedMetrics, Quantity, decode_json, decode_protobuf, extract};
-use meshwatch_graph::span::AttributeKeys;
+use meshwatch_graph::span::ResourceKeys;
 use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
 use opentelemetry_proto::tonic::metrics::v1::{
     Exemplar, ExponentialHistogram, ExponentialHistogramDataPoint, Gauge, Histogram,
@@ -94,7 +94,7 @@ fn decode(body: &str) -> ExportMetricsServiceRequest {
 
 fn samples(req: &ExportMetricsServiceRequest) -> DecodedMetrics<'_> {
     let mut out = DecodedMetrics::default();
-    extract(req, &AttributeKeys::default(), &mut out);
+    extract(req, &ResourceKeys::default(), &mut out);
     out
 }
 

@@ -10,7 +10,7 @@ use std::path::Path;
 
 use meshwatch_graph::otlp::owned::views_from_owned;
 use meshwatch_graph::snapshot::{ConnectionType, IngestStats};
-use meshwatch_graph::span::{AttributeKeys, DecodedTraces};
+use meshwatch_graph::span::{DecodedTraces, ResourceKeys};
 use meshwatch_graph::zipkin::decode_to_otlp;
 use meshwatch_graph::{Aggregator, AggregatorConfig, GraphSnapshot};
 
@@ -30,7 +30,7 @@ fn snapshots(name: &str) -> Vec<GraphSnapshot> {
 
 /// The same with another allowed lateness.
 fn snapshots_with_lateness(name: &str, allowed_lateness_ms: u32) -> Vec<GraphSnapshot> {
-    let keys = AttributeKeys::default();
+    let keys = ResourceKeys::default();
     let request = decode_to_otlp(&fixture(name), &keys).expect("valid Zipkin JSON");
     let mut views = DecodedTraces::default();
     views_from_owned(&request, &keys, &mut views);

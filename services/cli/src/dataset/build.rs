@@ -66,6 +66,10 @@ pub struct BuildArgs {
     /// deployment.environment.name).
     #[arg(long = "graph-key")]
     pub graph_keys: Vec<String>,
+    /// Resource attributes naming the service, first non-empty first; `k8s.pod.name` names its
+    /// workload (repeat; default: service.name, k8s.deployment.name, k8s.pod.name).
+    #[arg(long = "service-key")]
+    pub service_keys: Vec<String>,
     /// Graph of resources without the graph attributes.
     #[arg(long, default_value = "default")]
     pub default_graph: String,
@@ -124,6 +128,7 @@ pub fn run(args: &BuildArgs) -> anyhow::Result<Manifest> {
         args.window,
         args.lateness,
         &args.graph_keys,
+        &args.service_keys,
         &args.default_graph,
     )?;
     let window_ms = cfg.window_ms;

@@ -14,7 +14,7 @@ use std::path::PathBuf;
 
 use anyhow::{Context, bail};
 use clap::Args;
-use meshwatch_graph::span::AttributeKeys;
+use meshwatch_graph::span::ResourceKeys;
 use meshwatch_graph::zipkin;
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span};
@@ -135,7 +135,7 @@ pub fn run(args: &ZipkinArgs) -> anyhow::Result<ZipkinSummary> {
     if args.spans_per_request == 0 {
         bail!("--spans-per-request must be at least 1");
     }
-    let mut keys = AttributeKeys::default();
+    let mut keys = ResourceKeys::default();
     if !args.graph_keys.is_empty() {
         keys.graph_keys.clone_from(&args.graph_keys);
     }

@@ -8,7 +8,7 @@ use std::time::Duration;
 use meshwatch_graph::labels::FaultLabel;
 use meshwatch_graph::otlp::wire::decode_traces;
 use meshwatch_graph::snapshot::{Edge, Node};
-use meshwatch_graph::span::{AttributeKeys, DecodedTraces};
+use meshwatch_graph::span::{DecodedTraces, ResourceKeys};
 use meshwatch_graph::{Aggregator, AggregatorConfig, GraphSnapshot};
 use meshwatch_simulator::{Batch, SimStats, SimulationSettings, Simulator};
 use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
@@ -52,7 +52,7 @@ pub fn simulate(settings: &SimulationSettings, minutes: u64) -> Run {
         ..AggregatorConfig::default()
     };
     let mut agg = Aggregator::new(cfg, "test").expect("aggregator");
-    let keys = AttributeKeys::default();
+    let keys = ResourceKeys::default();
     let mut snapshots = Vec::new();
     let mut metrics = Vec::new();
     let mut labels = Vec::new();

@@ -13,18 +13,24 @@
 use libfuzzer_sys::fuzz_target;
 use meshwatch_graph::otlp::owned::views_from_owned;
 use meshwatch_graph::otlp::wire::decode_traces;
-use meshwatch_graph::span::{AttributeKeys, DecodedTraces};
+use meshwatch_graph::span::{DecodedTraces, ResourceKeys};
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use prost::Message;
 
 fuzz_target!(|data: &[u8]| {
-    let keys = AttributeKeys::default();
+    let keys = ResourceKeys::default();
     let mut scanned = DecodedTraces::default();
     let scan = decode_traces(data, &keys, &mut scanned);
     if let Ok(full) = ExportTraceServiceRequest::decode(data) {
-        assert!(scan.is_ok(), "scanner rejected what prost accepts: {scan:?}");
+        assert!(
+            scan.is_ok(),
+            "scanner rejected what prost accepts: {scan:?}"
+        );
         let mut views = DecodedTraces::default();
         views_from_owned(&full, &keys, &mut views);
-        assert_eq!(scanned, views, "scanner and prost + views_from_owned differ");
+        assert_eq!(
+            scanned, views,
+            "scanner and prost + views_from_owned differ"
+        );
     }
 });

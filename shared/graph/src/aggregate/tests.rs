@@ -86,8 +86,7 @@ fn views<'a>(spans: &'a [T], o: &'a Owned, graph: Option<&'a str>) -> DecodedTra
     let mut d = DecodedTraces::default();
     for (i, s) in spans.iter().enumerate() {
         d.resources.push(ResourceView {
-            service_name: Some(s.service),
-            k8s_deployment_name: None,
+            service_values: GraphValues::from_slice(&[Some(s.service), None, None]),
             graph_values: GraphValues::from_slice(&[graph, None]),
         });
         let (trace, id, parent) = &o.ids[i];
@@ -560,6 +559,82 @@ fn late_and_rejected_spans_after_the_last_window_still_reach_a_snapshot() {
 }
 
 #[test]
+fn custom_service_keys_name_nodes_by_their_attribute() {
+    use crate::otlp::owned::views_from_owned;
+    use crate::span::ResourceKeys;
+    use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+    use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value};
+    use opentelemetry_proto::tonic::resource::v1::Resource;
+    use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span};
+
+    let kv = |k: &str, v: &str| KeyValue {
+        key: k.to_owned(),
+        value: Some(AnyValue {
+            value: Some(any_value::Value::StringValue(v.to_owned())),
+        }),
+        ..KeyValue::default()
+    };
+    let resource = |attrs: Vec<KeyValue>, id: u8| ResourceSpans {
+        resource: Some(Resource {
+            attributes: attrs,
+            ..Resource::default()
+        }),
+        scope_spans: vec![ScopeSpans {
+            spans: vec![Span {
+                trace_id: vec![id; 16],
+                span_id: vec![id; 8],
+                kind: 2,
+                start_time_unix_nano: 1_000_000_000,
+                end_time_unix_nano: 2_000_000_000,
+                ..Span::default()
+            }],
+            ..ScopeSpans::default()
+        }],
+        ..ResourceSpans::default()
+    };
+    let req = ExportTraceServiceRequest {
+        resource_spans: vec![
+            // `app` wins over `service.name`, which is not configured.
+            resource(vec![kv("service.name", "svc"), kv("app", "shop")], 1),
+            // Without `app`, no fallback to `service.name`.
+            resource(vec![kv("service.name", "svc")], 2),
+        ],
+    };
+    let cfg = AggregatorConfig {
+        service_keys: vec!["app".to_owned()],
+        ..cfg()
+    };
+    let keys = ResourceKeys {
+        graph_keys: cfg.graph_keys.clone(),
+        service_keys: cfg.service_keys.clone(),
+    };
+    let mut views = DecodedTraces::default();
+    views_from_owned(&req, &keys, &mut views);
+    let mut agg = Aggregator::new(cfg, "t").expect("valid");
+    let mut out = Vec::new();
+    agg.ingest(&views, None, &mut out);
+    agg.flush_all(&mut out);
+    let s = &out[0];
+    assert_eq!(node(s, "shop").requests, 1);
+    assert_eq!(node(s, "unknown_service").requests, 1);
+    assert!(s.nodes.iter().all(|n| n.name != "svc"));
+}
+
+#[test]
+fn a_pod_name_names_its_workload_by_default() {
+    let spans = vec![t("x", 1, 1, None, SERVER, 0, 10)];
+    let o = owned(&spans);
+    let mut v = views(&spans, &o, None);
+    v.resources[0].service_values[0] = None;
+    v.resources[0].service_values[2] = Some("checkout-7d9b8c6f5-xk2lp");
+    let mut agg = Aggregator::new(cfg(), "t").expect("valid");
+    let mut out = Vec::new();
+    agg.ingest(&v, None, &mut out);
+    agg.flush_all(&mut out);
+    assert_eq!(node(&out[0], "checkout").requests, 1);
+}
+
+#[test]
 fn service_name_falls_back_to_the_deployment_then_unknown_service_and_long_names_are_cut() {
     let long = "s".repeat(10_000);
     let spans = vec![
@@ -569,10 +644,10 @@ fn service_name_falls_back_to_the_deployment_then_unknown_service_and_long_names
     ];
     let o = owned(&spans);
     let mut v = views(&spans, &o, None);
-    v.resources[0].service_name = None;
-    v.resources[0].k8s_deployment_name = Some("checkout");
-    v.resources[1].service_name = Some("");
-    v.resources[2].service_name = Some(&long);
+    v.resources[0].service_values[0] = None;
+    v.resources[0].service_values[1] = Some("checkout");
+    v.resources[1].service_values[0] = Some("");
+    v.resources[2].service_values[0] = Some(&long);
     let mut agg = Aggregator::new(cfg(), "t").expect("valid");
     let mut out = Vec::new();
     agg.ingest(&v, None, &mut out);

@@ -21,17 +21,17 @@ use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequ
 use opentelemetry_proto::tonic::common::v1::{KeyValue, any_value};
 use opentelemetry_proto::tonic::metrics::v1::{Metric, NumberDataPoint, metric, number_data_point};
 
-use super::attribution::{instance_key, service_of};
+use super::attribution::instance_key;
 use super::names::{Level, MetricName, attr, classify};
 use super::{
     DecodedMetrics, MetricRejectReason, MetricResource, MetricSample, Quantity, Temporality,
 };
 use crate::otlp::attrs::{empty_resource, set_resource_attr};
 use crate::otlp::owned::string_value;
-use crate::span::AttributeKeys;
+use crate::service::service_name;
+use crate::span::ResourceKeys;
 
-/// `k8s.pod.name` resource attribute (the last fallback for the service).
-pub const K8S_POD_NAME: &str = "k8s.pod.name";
+pub use crate::service::K8S_POD_NAME;
 
 /// `DataPointFlags.DATA_POINT_FLAGS_NO_RECORDED_VALUE_MASK`.
 const NO_RECORDED_VALUE: u32 = 1;
@@ -40,7 +40,7 @@ const NO_RECORDED_VALUE: u32 = 1;
 /// order (also for those without metrics), and the samples of their mapped metrics.
 pub fn extract<'a>(
     req: &'a ExportMetricsServiceRequest,
-    keys: &AttributeKeys,
+    keys: &ResourceKeys,
     out: &mut DecodedMetrics<'a>,
 ) {
     out.clear();
@@ -49,21 +49,16 @@ pub fn extract<'a>(
         // More than u32::MAX resources cannot be in memory; saturate rather than panic.
         let index = u32::try_from(out.resources.len()).unwrap_or(u32::MAX);
         let mut view = empty_resource(keys);
-        let mut pod = None;
         let mut instance = 0;
         if let Some(resource) = &rm.resource {
             for kv in &resource.attributes {
-                let value = string_value(kv);
-                set_resource_attr(&mut view, keys, kv.key.as_bytes(), value);
-                if kv.key == K8S_POD_NAME {
-                    pod = value;
-                }
+                set_resource_attr(&mut view, keys, kv.key.as_bytes(), string_value(kv));
             }
             instance = instance_key(&resource.attributes);
         }
         out.resources.push(MetricResource {
             graph_values: view.graph_values,
-            service: service_of(view.service_name, view.k8s_deployment_name, pod),
+            service: service_name(&view.service_values, &keys.service_keys),
             instance,
         });
         for sm in &rm.scope_metrics {

@@ -10,7 +10,7 @@ use opentelemetry_proto::tonic::resource::v1::Resource;
 
 use super::*;
 use crate::snapshot::{NodeKind, ResourceStats};
-use crate::span::AttributeKeys;
+use crate::span::ResourceKeys;
 use crate::{Aggregator, AggregatorConfig, GraphSnapshot};
 
 mod properties;
@@ -104,7 +104,7 @@ fn request(resources: Vec<ResourceMetrics>) -> ExportMetricsServiceRequest {
 
 fn decoded(req: &ExportMetricsServiceRequest) -> DecodedMetrics<'_> {
     let mut out = DecodedMetrics::default();
-    extract(req, &AttributeKeys::default(), &mut out);
+    extract(req, &ResourceKeys::default(), &mut out);
     out
 }
 
@@ -310,6 +310,25 @@ fn services_come_from_service_name_deployment_or_pod_and_graphs_from_the_keys() 
     assert_eq!(services, ["frontend", "orders", "unknown_service"]);
     assert_eq!(d.resources[0].graph_values[..], [Some("prod"), None]);
     assert_ne!(d.resources[0].instance, d.resources[1].instance);
+}
+
+#[test]
+fn services_follow_custom_service_keys() {
+    let req = request(vec![
+        resource(vec![kv("service.name", "svc"), kv("app", "shop")], vec![]),
+        resource(
+            vec![kv("service.name", "svc"), kv("k8s.pod.name", "db-0")],
+            vec![],
+        ),
+    ]);
+    let keys = ResourceKeys {
+        service_keys: vec!["app".to_owned(), "k8s.pod.name".to_owned()],
+        ..ResourceKeys::default()
+    };
+    let mut d = DecodedMetrics::default();
+    extract(&req, &keys, &mut d);
+    let services: Vec<_> = d.resources.iter().map(|r| r.service).collect();
+    assert_eq!(services, ["shop", "db"]);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -549,8 +568,7 @@ fn spans_and_metrics_meet_on_one_node() {
     let span = [1u8; 8];
     let traces = DecodedTraces {
         resources: vec![ResourceView {
-            service_name: Some("checkout"),
-            k8s_deployment_name: None,
+            service_values: GraphValues::from_slice(&[Some("checkout"), None, None]),
             graph_values: GraphValues::none(2),
         }],
         spans: vec![SpanView {

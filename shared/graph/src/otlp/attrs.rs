@@ -11,12 +11,9 @@
 //!   `db.name` for `db.namespace`) is used only when the preferred key has no string value;
 //! - an empty string is a present value (whether it means anything is decided downstream).
 
-use crate::span::{AttributeKeys, ResourceView, SpanAttrs};
+use crate::span::{GraphValues, ResourceKeys, ResourceView, SpanAttrs};
 
-/// `service.name` resource attribute.
-pub const SERVICE_NAME: &str = "service.name";
-/// `k8s.deployment.name` resource attribute (fallback for the service name).
-pub const K8S_DEPLOYMENT_NAME: &str = "k8s.deployment.name";
+pub use crate::service::{K8S_DEPLOYMENT_NAME, SERVICE_NAME};
 
 /// Per-key slots for the span attributes, before fallbacks are applied.
 #[derive(Debug, Default, Clone, Copy)]
@@ -67,38 +64,35 @@ impl<'a> SpanAttrSlots<'a> {
     }
 }
 
-/// An empty resource view with one (absent) graph value per configured graph key.
+/// An empty resource view with one (absent) value per configured graph key and service key.
 #[inline]
-pub(crate) fn empty_resource<'a>(keys: &AttributeKeys) -> ResourceView<'a> {
+pub(crate) fn empty_resource<'a>(keys: &ResourceKeys) -> ResourceView<'a> {
     ResourceView {
-        service_name: None,
-        k8s_deployment_name: None,
-        graph_values: crate::span::GraphValues::none(keys.graph_keys.len()),
+        service_values: GraphValues::none(keys.service_keys.len()),
+        graph_values: GraphValues::none(keys.graph_keys.len()),
     }
 }
 
 /// Whether `key` is a resource attribute the graph reads.
 #[inline]
-pub(crate) fn resource_key_wanted(keys: &AttributeKeys, key: &[u8]) -> bool {
-    key == SERVICE_NAME.as_bytes()
-        || key == K8S_DEPLOYMENT_NAME.as_bytes()
+pub(crate) fn resource_key_wanted(keys: &ResourceKeys, key: &[u8]) -> bool {
+    keys.service_keys.iter().any(|k| k.as_bytes() == key)
         || keys.graph_keys.iter().any(|k| k.as_bytes() == key)
 }
 
-/// Records the value of resource attribute `key` (the last occurrence wins). A configured graph
-/// key may also be `service.name`, or be configured twice: every matching slot is set.
+/// Records the value of resource attribute `key` (the last occurrence wins). A key may be both a
+/// service key and a graph key, or be configured twice: every matching slot is set.
 #[inline]
 pub(crate) fn set_resource_attr<'a>(
     view: &mut ResourceView<'a>,
-    keys: &AttributeKeys,
+    keys: &ResourceKeys,
     key: &[u8],
     value: Option<&'a str>,
 ) {
-    if key == SERVICE_NAME.as_bytes() {
-        view.service_name = value;
-    }
-    if key == K8S_DEPLOYMENT_NAME.as_bytes() {
-        view.k8s_deployment_name = value;
+    for (slot, k) in view.service_values.iter_mut().zip(&keys.service_keys) {
+        if k.as_bytes() == key {
+            *slot = value;
+        }
     }
     for (slot, k) in view.graph_values.iter_mut().zip(&keys.graph_keys) {
         if k.as_bytes() == key {

@@ -12,7 +12,7 @@ use opentelemetry_proto::tonic::common::v1::{KeyValue, any_value};
 use opentelemetry_proto::tonic::trace::v1::Span;
 
 use super::attrs::{SpanAttrSlots, empty_resource, set_resource_attr};
-use crate::span::{AttributeKeys, DecodedTraces, SpanView};
+use crate::span::{DecodedTraces, ResourceKeys, SpanView};
 
 pub use json::{JsonError, decode_json};
 
@@ -22,7 +22,7 @@ pub use json::{JsonError, decode_json};
 /// spans or without a resource), then its spans in order.
 pub fn views_from_owned<'a>(
     req: &'a ExportTraceServiceRequest,
-    keys: &AttributeKeys,
+    keys: &ResourceKeys,
     out: &mut DecodedTraces<'a>,
 ) {
     out.clear();

@@ -43,7 +43,7 @@ mod reader;
 
 use self::reader::{Reader, Res, Schema, key};
 use super::attrs::{SpanAttrSlots, empty_resource, resource_key_wanted, set_resource_attr};
-use crate::span::{AttributeKeys, DecodedTraces, ResourceView, SpanView};
+use crate::span::{DecodedTraces, ResourceKeys, ResourceView, SpanView};
 
 /// Protobuf wire types.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -231,14 +231,14 @@ const VARINT_14: u64 = key(14, Varint);
 /// the caller discards it. An empty buffer is a valid, empty request.
 pub fn decode_traces<'a>(
     buf: &'a [u8],
-    keys: &AttributeKeys,
+    keys: &ResourceKeys,
     out: &mut DecodedTraces<'a>,
 ) -> Result<(), WireError> {
     out.clear();
     request(Reader::new(buf, 0), keys, out).map_err(|e| *e)
 }
 
-fn request<'a>(mut r: Reader<'a>, keys: &AttributeKeys, out: &mut DecodedTraces<'a>) -> Res<()> {
+fn request<'a>(mut r: Reader<'a>, keys: &ResourceKeys, out: &mut DecodedTraces<'a>) -> Res<()> {
     let s = &REQUEST;
     while r.has_more() {
         match r.key(s)? {
@@ -253,7 +253,7 @@ fn request<'a>(mut r: Reader<'a>, keys: &AttributeKeys, out: &mut DecodedTraces<
 /// come before, after or between the `scope_spans` (spans carry its index).
 fn resource_spans<'a>(
     mut r: Reader<'a>,
-    keys: &AttributeKeys,
+    keys: &ResourceKeys,
     out: &mut DecodedTraces<'a>,
 ) -> Res<()> {
     let s = &RESOURCE_SPANS;
@@ -273,7 +273,7 @@ fn resource_spans<'a>(
 }
 
 /// `Resource` (merged into `view` if given twice).
-fn resource<'a>(mut r: Reader<'a>, keys: &AttributeKeys, view: &mut ResourceView<'a>) -> Res<()> {
+fn resource<'a>(mut r: Reader<'a>, keys: &ResourceKeys, view: &mut ResourceView<'a>) -> Res<()> {
     let s = &RESOURCE;
     while r.has_more() {
         match r.key(s)? {

@@ -83,7 +83,7 @@ pub struct ResourcesJson {
 
 impl ResourcesJson {
     fn from_stats(r: &ResourceStats) -> Option<Self> {
-        (*r != ResourceStats::default()).then(|| Self {
+        (*r != ResourceStats::default()).then_some(Self {
             cpu_utilization: r.cpu_utilization,
             memory_bytes: r.memory_bytes,
             memory_utilization: r.memory_utilization,

@@ -7,7 +7,7 @@ use crate::otlp::owned::views_from_owned;
 use crate::span::{DecodedTraces, RejectReason};
 
 fn convert_json(json: &str) -> ExportTraceServiceRequest {
-    decode_to_otlp(json.as_bytes(), &AttributeKeys::default()).expect("valid Zipkin JSON")
+    decode_to_otlp(json.as_bytes(), &ResourceKeys::default()).expect("valid Zipkin JSON")
 }
 
 fn spans(req: &ExportTraceServiceRequest) -> Vec<(&str, &Span)> {
@@ -72,7 +72,7 @@ fn ids_are_padded_and_invalid_ids_are_rejected_per_span() {
     assert!(all[1].1.parent_span_id.is_empty(), "no parentId: a root");
 
     let mut views = DecodedTraces::default();
-    views_from_owned(&req, &AttributeKeys::default(), &mut views);
+    views_from_owned(&req, &ResourceKeys::default(), &mut views);
     let verdicts: Vec<_> = views
         .spans
         .iter()
@@ -129,7 +129,7 @@ fn kinds_times_and_status() {
     // No timestamp: start stays 0 and validation rejects the span.
     assert_eq!(all[4].1.start_time_unix_nano, 0);
     let mut views = DecodedTraces::default();
-    views_from_owned(&req, &AttributeKeys::default(), &mut views);
+    views_from_owned(&req, &ResourceKeys::default(), &mut views);
     assert_eq!(
         views.spans[4].validate(None, 0),
         Err(RejectReason::InvalidTimestamps)
@@ -209,8 +209,11 @@ fn endpoints_tags_and_graph_keys() {
     assert_eq!((event.name.as_str(), event.time_unix_nano), ("ws", 7_000));
 
     let mut views = DecodedTraces::default();
-    views_from_owned(&req, &AttributeKeys::default(), &mut views);
-    assert_eq!(views.resources[0].service_name, Some("api"));
+    views_from_owned(&req, &ResourceKeys::default(), &mut views);
+    assert_eq!(
+        views.resources[0].service_values,
+        vec![Some("api"), None, None]
+    );
     assert_eq!(views.resources[0].graph_values, vec![None, Some("prod")]);
     assert_eq!(views.spans[0].attrs.db_system, Some("postgresql"));
     assert_eq!(views.spans[0].attrs.peer_service, Some("users"));

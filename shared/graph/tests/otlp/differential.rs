@@ -4,7 +4,7 @@
 use meshwatch_graph::otlp::bench_data::synthetic_request;
 use meshwatch_graph::otlp::owned::views_from_owned;
 use meshwatch_graph::otlp::wire::decode_traces;
-use meshwatch_graph::span::{AttributeKeys, DecodedTraces};
+use meshwatch_graph::span::{DecodedTraces, ResourceKeys};
 use proptest::prelude::*;
 use prost::Message;
 
@@ -66,7 +66,7 @@ proptest! {
     /// Arbitrary bytes.
     #[test]
     fn scanner_is_safe_on_arbitrary_bytes(buf in proptest::collection::vec(any::<u8>(), 0..256)) {
-        check(&buf, &AttributeKeys::default());
+        check(&buf, &ResourceKeys::default());
     }
 }
 
@@ -74,7 +74,7 @@ proptest! {
 /// path each input took (so the test shows it exercised acceptance and rejection).
 #[test]
 fn every_truncation_and_bit_flip_of_a_realistic_request() {
-    let keys = AttributeKeys::default();
+    let keys = ResourceKeys::default();
     let buf = synthetic_request(3, 6, 2, 6, 7).encode_to_vec();
     assert_eq!(check(&buf, &keys), Outcome::AllAccepted);
     let mut outcomes = std::collections::HashMap::<Outcome, usize>::new();
@@ -118,7 +118,7 @@ fn every_truncation_and_bit_flip_of_a_realistic_request() {
 /// and server spans pair.
 #[test]
 fn synthetic_requests_decode_identically_and_pair() {
-    let keys = AttributeKeys::default();
+    let keys = ResourceKeys::default();
     for (services, per_resource) in [(50, 20), (5000, 1), (1, 1000)] {
         let req = synthetic_request(services, 1000, per_resource, 10, 42);
         assert_eq!(
@@ -132,8 +132,8 @@ fn synthetic_requests_decode_identically_and_pair() {
         let mut views = DecodedTraces::default();
         decode_traces(&buf, &keys, &mut views).expect("valid request");
         assert_eq!(views.spans.len(), 1000);
-        assert!(views.resources.iter().all(|r| r.service_name.is_some()
-            && r.k8s_deployment_name.is_some()
+        assert!(views.resources.iter().all(|r| r.service_values[0].is_some()
+            && r.service_values[1].is_some()
             && r.graph_values.iter().all(Option::is_some)));
         let counts_per_resource =
             views
@@ -167,10 +167,10 @@ fn synthetic_requests_decode_identically_and_pair() {
                 .get(&(server.trace_id, server.parent_span_id))
                 .expect("paired client");
             if services > 1 {
-                let caller = views.resources[*client as usize].service_name;
+                let caller = views.resources[*client as usize].service_values[0];
                 assert_ne!(
                     caller,
-                    views.resources[server.resource as usize].service_name
+                    views.resources[server.resource as usize].service_values[0]
                 );
             }
             paired += 1;
@@ -183,7 +183,7 @@ fn synthetic_requests_decode_identically_and_pair() {
 /// Views of a second request can reuse the allocations of the first.
 #[test]
 fn recycled_views_keep_their_capacity() {
-    let keys = AttributeKeys::default();
+    let keys = ResourceKeys::default();
     let first = synthetic_request(10, 100, 10, 4, 1).encode_to_vec();
     let mut views = DecodedTraces::default();
     decode_traces(&first, &keys, &mut views).expect("valid request");

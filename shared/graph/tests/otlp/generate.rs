@@ -2,7 +2,7 @@
 //! the ones the graph reads and many it does not, every attribute value type, out-of-enum kinds
 //! and status codes, ids of any length, events, links, scopes.
 
-use meshwatch_graph::span::AttributeKeys;
+use meshwatch_graph::span::ResourceKeys;
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use opentelemetry_proto::tonic::common::v1::{
     AnyValue, ArrayValue, EntityRef, InstrumentationScope, KeyValue, KeyValueList, any_value,
@@ -271,20 +271,30 @@ pub fn request() -> impl Strategy<Value = ExportTraceServiceRequest> {
     vec(rs, 0..4).prop_map(|resource_spans| ExportTraceServiceRequest { resource_spans })
 }
 
-/// Graph-id key configurations, including an empty one, duplicates, and `service.name`.
-pub fn keys() -> impl Strategy<Value = AttributeKeys> {
-    prop_oneof![
-        3 => Just(AttributeKeys::default()),
-        1 => vec(
-            proptest::sample::select(&[
-                "k8s.cluster.name",
-                "deployment.environment.name",
-                "service.name",
-                "k8s.namespace.name",
-                "",
-            ][..]),
+/// Graph-id and service key configurations, including empty ones, duplicates, and keys that are
+/// both.
+pub fn keys() -> impl Strategy<Value = ResourceKeys> {
+    let some_keys = || {
+        vec(
+            proptest::sample::select(
+                &[
+                    "k8s.cluster.name",
+                    "deployment.environment.name",
+                    "service.name",
+                    "k8s.deployment.name",
+                    "k8s.namespace.name",
+                    "",
+                ][..],
+            ),
             0..4,
         )
-        .prop_map(|keys| AttributeKeys { graph_keys: keys.into_iter().map(str::to_owned).collect() }),
+        .prop_map(|keys| keys.into_iter().map(str::to_owned).collect::<Vec<_>>())
+    };
+    prop_oneof![
+        3 => Just(ResourceKeys::default()),
+        1 => (some_keys(), some_keys()).prop_map(|(graph_keys, service_keys)| ResourceKeys {
+            graph_keys,
+            service_keys,
+        }),
     ]
 }

@@ -2,7 +2,7 @@
 //! (<https://opentelemetry.io/docs/specs/otlp/#json-protobuf-encoding>).
 
 use meshwatch_graph::otlp::owned::{decode_json, views_from_owned};
-use meshwatch_graph::span::{AttributeKeys, DecodedTraces};
+use meshwatch_graph::span::{DecodedTraces, ResourceKeys};
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use opentelemetry_proto::tonic::common::v1::any_value::Value;
 use proptest::prelude::*;
@@ -97,8 +97,8 @@ fn spec_example_decodes() {
     );
 
     let mut views = DecodedTraces::default();
-    views_from_owned(&req, &AttributeKeys::default(), &mut views);
-    assert_eq!(views.resources[0].service_name, Some("checkout"));
+    views_from_owned(&req, &ResourceKeys::default(), &mut views);
+    assert_eq!(views.resources[0].service_values[0], Some("checkout"));
     assert_eq!(views.resources[0].graph_values[..], [Some("prod"), None]);
     let s = &views.spans[0];
     assert_eq!(

@@ -17,7 +17,7 @@
 
 use meshwatch_graph::otlp::owned::views_from_owned;
 use meshwatch_graph::otlp::wire::decode_traces;
-use meshwatch_graph::span::{AttributeKeys, DecodedTraces, ResourceView, SpanAttrs, SpanView};
+use meshwatch_graph::span::{DecodedTraces, ResourceKeys, ResourceView, SpanAttrs, SpanView};
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use prost::Message;
 
@@ -168,8 +168,7 @@ fn oracle_value(kv: &RKeyValue) -> Result<Option<String>, String> {
 /// A [`ResourceView`] with owned strings.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OwnedResource {
-    pub service_name: Option<String>,
-    pub k8s_deployment_name: Option<String>,
+    pub service_values: Vec<Option<String>>,
     pub graph_values: Vec<Option<String>>,
 }
 
@@ -207,8 +206,7 @@ impl OwnedTraces {
                 .resources
                 .iter()
                 .map(|r: &ResourceView<'_>| OwnedResource {
-                    service_name: owned(r.service_name),
-                    k8s_deployment_name: owned(r.k8s_deployment_name),
+                    service_values: r.service_values.iter().map(|v| owned(*v)).collect(),
                     graph_values: r.graph_values.iter().map(|v| owned(*v)).collect(),
                 })
                 .collect(),
@@ -243,28 +241,25 @@ impl OwnedTraces {
 
 /// Views from the reduced decode, with the attribute rules written out independently of the
 /// crate's own (`otlp::attrs`).
-pub fn reduced_views(req: &RRequest, keys: &AttributeKeys) -> Result<OwnedTraces, String> {
+pub fn reduced_views(req: &RRequest, keys: &ResourceKeys) -> Result<OwnedTraces, String> {
     let mut out = OwnedTraces::default();
     for (index, rs) in req.resource_spans.iter().enumerate() {
         let mut view = OwnedResource {
-            service_name: None,
-            k8s_deployment_name: None,
+            service_values: vec![None; keys.service_keys.len()],
             graph_values: vec![None; keys.graph_keys.len()],
         };
         for kv in rs.resource.iter().flat_map(|r| &r.attributes) {
             let key = kv.key.as_slice();
-            let wanted = key == b"service.name"
-                || key == b"k8s.deployment.name"
+            let wanted = keys.service_keys.iter().any(|k| k.as_bytes() == key)
                 || keys.graph_keys.iter().any(|k| k.as_bytes() == key);
             if !wanted {
                 continue;
             }
             let value = oracle_value(kv)?;
-            if key == b"service.name" {
-                view.service_name = value.clone();
-            }
-            if key == b"k8s.deployment.name" {
-                view.k8s_deployment_name = value.clone();
+            for (slot, k) in view.service_values.iter_mut().zip(&keys.service_keys) {
+                if k.as_bytes() == key {
+                    *slot = value.clone();
+                }
             }
             for (slot, k) in view.graph_values.iter_mut().zip(&keys.graph_keys) {
                 if k.as_bytes() == key {
@@ -330,7 +325,7 @@ pub enum Outcome {
 }
 
 /// Runs the scanner on `buf` and checks it against both references (panics on a mismatch).
-pub fn check(buf: &[u8], keys: &AttributeKeys) -> Outcome {
+pub fn check(buf: &[u8], keys: &ResourceKeys) -> Outcome {
     let mut scanned = DecodedTraces::default();
     let scan = decode_traces(buf, keys, &mut scanned);
 

@@ -1,25 +1,25 @@
 //! Hand-written inputs for the zero-copy scanner, each also checked against `prost` (`check`).
 
 use meshwatch_graph::otlp::wire::{WireError, WireType, decode_traces};
-use meshwatch_graph::span::{AttributeKeys, DecodedTraces};
+use meshwatch_graph::span::{DecodedTraces, ResourceKeys};
 
 use super::oracle::{Outcome, check};
 use super::raw::*;
 
 fn scan(buf: &[u8]) -> Result<DecodedTraces<'_>, WireError> {
     let mut out = DecodedTraces::default();
-    decode_traces(buf, &AttributeKeys::default(), &mut out).map(|()| out)
+    decode_traces(buf, &ResourceKeys::default(), &mut out).map(|()| out)
 }
 
 /// Scans `buf`, which must be valid, and checks the result against prost.
 fn scan_ok(buf: &[u8]) -> DecodedTraces<'_> {
-    assert_eq!(check(buf, &AttributeKeys::default()), Outcome::AllAccepted);
+    assert_eq!(check(buf, &ResourceKeys::default()), Outcome::AllAccepted);
     scan(buf).expect("valid request")
 }
 
 /// Scans `buf`, which must be rejected by everyone.
 fn scan_err(buf: &[u8]) -> WireError {
-    assert_eq!(check(buf, &AttributeKeys::default()), Outcome::AllRejected);
+    assert_eq!(check(buf, &ResourceKeys::default()), Outcome::AllRejected);
     scan(buf).expect_err("invalid request")
 }
 
@@ -33,10 +33,10 @@ fn empty_buffer_is_an_empty_request() {
 fn output_is_cleared_first() {
     let buf = request_with_span(&basic_span());
     let mut out = DecodedTraces::default();
-    decode_traces(&buf, &AttributeKeys::default(), &mut out).expect("valid");
-    decode_traces(&buf, &AttributeKeys::default(), &mut out).expect("valid");
+    decode_traces(&buf, &ResourceKeys::default(), &mut out).expect("valid");
+    decode_traces(&buf, &ResourceKeys::default(), &mut out).expect("valid");
     assert_eq!((out.resources.len(), out.spans.len()), (1, 1));
-    decode_traces(&[], &AttributeKeys::default(), &mut out).expect("valid");
+    decode_traces(&[], &ResourceKeys::default(), &mut out).expect("valid");
     assert!(out.resources.is_empty() && out.spans.is_empty());
 }
 
@@ -72,8 +72,10 @@ fn basic_span_is_read() {
     let buf = request(&resource, &[span]);
     let out = scan_ok(&buf);
     let r = &out.resources[0];
-    assert_eq!(r.service_name, Some("checkout"));
-    assert_eq!(r.k8s_deployment_name, Some("checkout-v2"));
+    assert_eq!(
+        r.service_values[..],
+        [Some("checkout"), Some("checkout-v2"), None]
+    );
     assert_eq!(r.graph_values[..], [Some("prod"), Some("production")]);
     let s = &out.spans[0];
     assert_eq!(
@@ -287,7 +289,7 @@ fn unknown_fields_of_every_wire_type_are_skipped() {
         unknown.clone(),
     ]
     .concat();
-    assert_eq!(scan_ok(&buf).resources[0].service_name, Some("svc"));
+    assert_eq!(scan_ok(&buf).resources[0].service_values[0], Some("svc"));
 }
 
 #[test]
@@ -327,7 +329,7 @@ fn groups_follow_prost() {
         let in_span = request_with_span(&[basic_span(), nested(depth)].concat());
         let top = nested(depth);
         for buf in [in_span, top] {
-            let outcome = check(&buf, &AttributeKeys::default());
+            let outcome = check(&buf, &ResourceKeys::default());
             assert_ne!(outcome, Outcome::SkippedFieldRejected);
             accepted.push(outcome == Outcome::AllAccepted);
         }
@@ -507,8 +509,8 @@ fn resource_given_twice_merges_and_may_follow_the_spans() {
     let buf = [len_field(1, &[]), len_field(1, &rs)].concat();
     let out = scan_ok(&buf);
     assert_eq!(out.resources.len(), 2);
-    assert_eq!(out.resources[0].service_name, None);
-    assert_eq!(out.resources[1].service_name, Some("a"));
+    assert_eq!(out.resources[0].service_values[0], None);
+    assert_eq!(out.resources[1].service_values[0], Some("a"));
     assert_eq!(out.resources[1].graph_values[0], Some("c1"));
     assert!(out.spans.iter().all(|s| s.resource == 1));
 }
@@ -547,7 +549,7 @@ fn invalid_utf8_is_an_error_only_where_the_scanner_reads() {
     ] {
         let buf = request_with_span(&span);
         assert_eq!(
-            check(&buf, &AttributeKeys::default()),
+            check(&buf, &ResourceKeys::default()),
             Outcome::SkippedFieldRejected
         );
         assert_eq!(scan(&buf).expect("accepted").spans.len(), 1);
@@ -556,12 +558,13 @@ fn invalid_utf8_is_an_error_only_where_the_scanner_reads() {
 
 #[test]
 fn graph_keys_may_repeat_or_name_the_service() {
-    let keys = AttributeKeys {
+    let keys = ResourceKeys {
         graph_keys: vec![
             "service.name".into(),
             "k8s.cluster.name".into(),
             "service.name".into(),
         ],
+        ..ResourceKeys::default()
     };
     let resource = [
         len_field(1, &string_attr("service.name", b"svc")),
@@ -572,7 +575,7 @@ fn graph_keys_may_repeat_or_name_the_service() {
     assert_eq!(check(&buf, &keys), Outcome::AllAccepted);
     let mut out = DecodedTraces::default();
     decode_traces(&buf, &keys, &mut out).expect("valid");
-    assert_eq!(out.resources[0].service_name, Some("svc"));
+    assert_eq!(out.resources[0].service_values[0], Some("svc"));
     assert_eq!(
         out.resources[0].graph_values[..],
         [Some("svc"), Some("prod"), Some("svc")]
