@@ -7,10 +7,13 @@
 
 #![allow(clippy::panic, clippy::unwrap_used)]
 
-use std::net::SocketAddr;
+#[path = "../../ingest/tests/support/ingest_config.rs"]
+mod ingest_config;
+
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use ingest_config::nats_config;
 use meshwatch_cli::input::InputFormat;
 use meshwatch_cli::replay::schedule::Rebase;
 use meshwatch_cli::replay::send::Protocol;
@@ -31,25 +34,12 @@ fn fixture() -> PathBuf {
         .join(format!("{FIXTURE}.otlp.jsonl"))
 }
 
-fn loopback() -> SocketAddr {
-    SocketAddr::from(([127, 0, 0, 1], 0))
-}
-
 /// The ingest with the windows of `meshwatch snapshot`'s defaults (60 s, 10 s lateness).
 fn ingest_config(nats_url: &str, namespace: &str) -> IngestConfig {
-    let mut c = IngestConfig::default();
-    c.admin.listen = loopback();
-    c.otlp.grpc_listen = loopback();
-    c.otlp.http_listen = loopback();
-    c.nats.url = nats_url.to_owned();
-    c.nats.namespace = Some(namespace.to_owned());
-    c.nats.connect_timeout = Duration::from_secs(2);
+    let mut c = nats_config(nats_url, namespace, "replay-test");
     c.graph.window = Duration::from_secs(60);
     c.graph.allowed_lateness = Duration::from_secs(10);
     c.graph.idle_flush = Duration::from_secs(1);
-    c.pipeline.tick = Duration::from_millis(50);
-    c.shutdown.grace = Duration::from_secs(10);
-    c.graph.producer = Some("replay-test".to_owned());
     c
 }
 

@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use meshwatch_bus::config::{BufferConfig, NatsConfig};
 use meshwatch_graph::AggregatorConfig;
+use meshwatch_runtime::service::ServiceConfig;
 use meshwatch_runtime::{AdminConfig, LogConfig, ShutdownConfig, Validate, nested};
 use serde::{Deserialize, Serialize};
 
@@ -201,6 +202,16 @@ impl Validate for PipelineConfig {
             problems.push("tick: must be between 10ms and 10s".to_owned());
         }
         problems
+    }
+}
+
+impl ServiceConfig for IngestConfig {
+    fn log(&self) -> &LogConfig {
+        &self.log
+    }
+
+    fn grace(&self) -> Duration {
+        self.shutdown.grace
     }
 }
 

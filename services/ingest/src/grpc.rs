@@ -21,6 +21,7 @@ use tonic::server::{Grpc, NamedService, UnaryService};
 use tonic::{Code, Status};
 
 use crate::error::RequestError;
+use crate::http::count_request;
 use crate::metrics::Metrics;
 use crate::pipeline::{Payload, Pipeline};
 
@@ -119,47 +120,59 @@ impl UnaryService<Bytes> for Export {
     fn call(&mut self, request: tonic::Request<Bytes>) -> Self::Future {
         let svc = self.0.clone();
         Box::pin(async move {
-            let started = Instant::now();
-            let body = request.into_inner();
-            svc.metrics
-                .request_bytes
-                .with_label_values(&["grpc"])
-                .inc_by(body.len() as u64);
-            let result = if body.is_empty() {
-                Err(RequestError::Empty)
-            } else {
-                svc.pipeline.export(Payload::Protobuf(body)).await
-            };
-            svc.metrics
-                .request_duration
-                .with_label_values(&["grpc"])
-                .observe(started.elapsed().as_secs_f64());
-            match result {
-                Ok(report) => {
-                    let partial = report.not_accepted() > 0;
-                    svc.metrics
-                        .requests
-                        .with_label_values(&["grpc", if partial { "partial" } else { "ok" }])
-                        .inc();
-                    Ok(tonic::Response::new(ExportTraceServiceResponse {
-                        partial_success: partial.then(|| ExportTracePartialSuccess {
-                            rejected_spans: i64::try_from(report.not_accepted())
-                                .unwrap_or(i64::MAX),
-                            error_message: report.message(),
-                        }),
-                    }))
-                }
-                Err(error) => {
-                    svc.metrics
-                        .requests
-                        .with_label_values(&["grpc", error.label()])
-                        .inc();
-                    tracing::debug!(%error, class = %error.class(), "otlp grpc request refused");
-                    Err(status_of(&error))
-                }
-            }
+            let pipeline = &svc.pipeline;
+            let report = counted(
+                &svc.metrics,
+                "grpc",
+                "otlp grpc request refused",
+                request.into_inner(),
+                |body| async move {
+                    if body.is_empty() {
+                        Err(RequestError::Empty)
+                    } else {
+                        pipeline.export(Payload::Protobuf(body)).await
+                    }
+                },
+                |report| report.not_accepted() > 0,
+            )
+            .await?;
+            let partial = report.not_accepted() > 0;
+            Ok(tonic::Response::new(ExportTraceServiceResponse {
+                partial_success: partial.then(|| ExportTracePartialSuccess {
+                    rejected_spans: i64::try_from(report.not_accepted()).unwrap_or(i64::MAX),
+                    error_message: report.message(),
+                }),
+            }))
         })
     }
+}
+
+/// The shared part of a unary export: counts the message bytes under `protocol`, runs
+/// `handle`, records the duration and the outcome (`partial` when `is_partial`), and turns a
+/// refusal into its gRPC status after logging it as `refused`.
+pub(crate) async fn counted<T, F, Fut>(
+    metrics: &Metrics,
+    protocol: &'static str,
+    refused: &'static str,
+    body: Bytes,
+    handle: F,
+    is_partial: impl FnOnce(&T) -> bool,
+) -> Result<T, Status>
+where
+    F: FnOnce(Bytes) -> Fut,
+    Fut: Future<Output = Result<T, RequestError>>,
+{
+    let started = Instant::now();
+    metrics
+        .request_bytes
+        .with_label_values(&[protocol])
+        .inc_by(body.len() as u64);
+    let result = handle(body).await;
+    count_request(metrics, protocol, started, result.as_ref().map(is_partial));
+    result.map_err(|error| {
+        tracing::debug!(%error, class = %error.class(), "{refused}");
+        status_of(&error)
+    })
 }
 
 /// The gRPC status of a refused request; overload carries a `google.rpc.RetryInfo` detail so

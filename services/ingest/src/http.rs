@@ -194,6 +194,31 @@ async fn read_body(
     empty: RequestError,
 ) -> Result<ReceivedBody, RequestError> {
     let format = format?;
+    let (encoding, bytes) = read_limited(
+        request,
+        &state.metrics,
+        state.max_request_bytes,
+        protocol,
+        || empty,
+    )
+    .await?;
+    Ok(ReceivedBody {
+        format,
+        encoding,
+        bytes,
+    })
+}
+
+/// Checks the content encoding and length, reads the body within `max_request_bytes` and
+/// counts its bytes under `protocol`; `empty` makes the error for an empty body. Shared by
+/// the OTLP/HTTP and Zipkin routes.
+pub(crate) async fn read_limited(
+    request: Request,
+    metrics: &Metrics,
+    max_request_bytes: usize,
+    protocol: &'static str,
+    empty: impl FnOnce() -> RequestError,
+) -> Result<(Encoding, Bytes), RequestError> {
     let encoding = Encoding::parse(
         request
             .headers()
@@ -205,30 +230,25 @@ async fn read_body(
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok())
-        && len > state.max_request_bytes as u64
+        && len > max_request_bytes as u64
     {
         return Err(RequestError::TooLarge {
-            limit: state.max_request_bytes,
+            limit: max_request_bytes,
         });
     }
-    let bytes = axum::body::to_bytes(request.into_body(), state.max_request_bytes)
+    let bytes = axum::body::to_bytes(request.into_body(), max_request_bytes)
         .await
         .map_err(|_| RequestError::TooLarge {
-            limit: state.max_request_bytes,
+            limit: max_request_bytes,
         })?;
-    state
-        .metrics
+    metrics
         .request_bytes
         .with_label_values(&[protocol])
         .inc_by(bytes.len() as u64);
     if bytes.is_empty() {
-        return Err(empty);
+        return Err(empty());
     }
-    Ok(ReceivedBody {
-        format,
-        encoding,
-        bytes,
-    })
+    Ok((encoding, bytes))
 }
 
 /// Decompresses (within `otlp.max_decompressed_bytes`) and decodes the body on the blocking
@@ -238,10 +258,27 @@ async fn decode_off_reactor<T: Send + 'static>(
     body: ReceivedBody,
     decode: impl FnOnce(Format, Bytes) -> Result<T, RequestError> + Send + 'static,
 ) -> Result<T, RequestError> {
-    let limit = state.max_decompressed_bytes;
+    let format = body.format;
+    decompress_off_reactor(
+        body.bytes,
+        body.encoding,
+        state.max_decompressed_bytes,
+        move |plain| decode(format, plain),
+    )
+    .await
+}
+
+/// Decompresses `bytes` (within `limit`) and decodes them on the blocking pool. Shared by the
+/// OTLP/HTTP and Zipkin routes.
+pub(crate) async fn decompress_off_reactor<T: Send + 'static>(
+    bytes: Bytes,
+    encoding: Encoding,
+    limit: usize,
+    decode: impl FnOnce(Bytes) -> Result<T, RequestError> + Send + 'static,
+) -> Result<T, RequestError> {
     tokio::task::spawn_blocking(move || {
-        let plain = decompress(body.bytes, body.encoding, limit)?;
-        decode(body.format, plain)
+        let plain = decompress(bytes, encoding, limit)?;
+        decode(plain)
     })
     .await
     .map_err(|e| RequestError::Internal(format!("decode task failed: {e}")))?
@@ -256,30 +293,39 @@ fn respond(
     format: Format,
     result: Result<(bool, Bytes), RequestError>,
 ) -> Response {
-    state
-        .metrics
-        .request_duration
-        .with_label_values(&[protocol])
-        .observe(started.elapsed().as_secs_f64());
+    count_request(
+        &state.metrics,
+        protocol,
+        started,
+        result.as_ref().map(|(partial, _)| *partial),
+    );
     match result {
-        Ok((partial, body)) => {
-            state
-                .metrics
-                .requests
-                .with_label_values(&[protocol, if partial { "partial" } else { "ok" }])
-                .inc();
-            with_type(StatusCode::OK, format, body)
-        }
+        Ok((_, body)) => with_type(StatusCode::OK, format, body),
         Err(error) => {
-            state
-                .metrics
-                .requests
-                .with_label_values(&[protocol, error.label()])
-                .inc();
             tracing::debug!(%error, class = %error.class(), protocol, "otlp http request refused");
             failure(format, &error)
         }
     }
+}
+
+/// Records a request's duration and outcome under `protocol`: `ok`, `partial` (`Ok(true)`)
+/// or the error's label. Shared by the OTLP/HTTP and Zipkin routes.
+pub(crate) fn count_request(
+    metrics: &Metrics,
+    protocol: &'static str,
+    started: Instant,
+    outcome: Result<bool, &RequestError>,
+) {
+    metrics
+        .request_duration
+        .with_label_values(&[protocol])
+        .observe(started.elapsed().as_secs_f64());
+    let label = match outcome {
+        Ok(true) => "partial",
+        Ok(false) => "ok",
+        Err(error) => error.label(),
+    };
+    metrics.requests.with_label_values(&[protocol, label]).inc();
 }
 
 fn traces_body(format: Format, report: &IngestReport) -> Bytes {

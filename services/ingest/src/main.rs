@@ -3,8 +3,8 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use meshwatch_ingest::IngestConfig;
-use meshwatch_runtime::{CommonArgs, Readiness, Shutdown, effective_toml, init_tracing, load};
+use meshwatch_runtime::CommonArgs;
+use meshwatch_runtime::service::{self, Leftover};
 
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
@@ -19,51 +19,10 @@ struct Cli {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let config: IngestConfig = match load(&cli.common) {
-        Ok(config) => config,
-        Err(error) => {
-            eprintln!("meshwatch-ingest: {error}");
-            return ExitCode::from(2);
-        }
-    };
-    if cli.common.check_config {
-        return match effective_toml(&config) {
-            Ok(text) => {
-                print!("{text}");
-                ExitCode::SUCCESS
-            }
-            Err(error) => {
-                eprintln!("meshwatch-ingest: {error}");
-                ExitCode::from(2)
-            }
-        };
-    }
-    if let Err(error) = init_tracing(&config.log) {
-        eprintln!("meshwatch-ingest: {error}");
-        return ExitCode::from(2);
-    }
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(runtime) => runtime,
-        Err(error) => {
-            tracing::error!(%error, "cannot start the tokio runtime");
-            return ExitCode::FAILURE;
-        }
-    };
-    runtime.block_on(async move {
-        let shutdown = Shutdown::new(Readiness::new());
-        if let Err(error) = shutdown.listen_for_signals() {
-            tracing::error!(%error, "cannot install signal handlers");
-            return ExitCode::FAILURE;
-        }
-        let grace = config.shutdown.grace;
-        if let Err(error) = meshwatch_ingest::run(config, &shutdown).await {
-            tracing::error!(%error, "ingest failed to start");
-            return ExitCode::FAILURE;
-        }
-        let report = shutdown.wait(grace).await;
-        ExitCode::from(report.exit_code())
-    })
+    service::main(
+        "meshwatch-ingest",
+        &cli.common,
+        Leftover::Await,
+        meshwatch_ingest::run,
+    )
 }

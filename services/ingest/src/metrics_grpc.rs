@@ -6,12 +6,10 @@
 use std::convert::Infallible;
 use std::sync::Arc;
 use std::task::{Context, Poll};
-use std::time::Instant;
 
 use bytes::Bytes;
 use meshwatch_graph::MetricsReport;
 use meshwatch_graph::metrics::decode_protobuf;
-use meshwatch_runtime::Classify;
 use opentelemetry_proto::tonic::collector::metrics::v1::{
     ExportMetricsPartialSuccess, ExportMetricsServiceResponse,
 };
@@ -20,7 +18,7 @@ use tonic::body::Body;
 use tonic::server::{NamedService, UnaryService};
 
 use crate::error::RequestError;
-use crate::grpc::{serve_unary, status_of};
+use crate::grpc::{counted, serve_unary};
 use crate::metrics::Metrics;
 use crate::pipeline::Pipeline;
 
@@ -82,39 +80,16 @@ impl UnaryService<Bytes> for Export {
     fn call(&mut self, request: tonic::Request<Bytes>) -> Self::Future {
         let svc = self.0.clone();
         Box::pin(async move {
-            let started = Instant::now();
-            let body = request.into_inner();
-            svc.metrics
-                .request_bytes
-                .with_label_values(&[PROTOCOL])
-                .inc_by(body.len() as u64);
-            let result = handle(&svc, body).await;
-            svc.metrics
-                .request_duration
-                .with_label_values(&[PROTOCOL])
-                .observe(started.elapsed().as_secs_f64());
-            match result {
-                Ok(report) => {
-                    let partial = report.not_accepted() > 0;
-                    svc.metrics
-                        .requests
-                        .with_label_values(&[PROTOCOL, if partial { "partial" } else { "ok" }])
-                        .inc();
-                    Ok(tonic::Response::new(response(&report)))
-                }
-                Err(error) => {
-                    svc.metrics
-                        .requests
-                        .with_label_values(&[PROTOCOL, error.label()])
-                        .inc();
-                    tracing::debug!(
-                        %error,
-                        class = %error.class(),
-                        "otlp grpc metrics request refused"
-                    );
-                    Err(status_of(&error))
-                }
-            }
+            let report = counted(
+                &svc.metrics,
+                PROTOCOL,
+                "otlp grpc metrics request refused",
+                request.into_inner(),
+                |body| handle(&svc, body),
+                |report| report.not_accepted() > 0,
+            )
+            .await?;
+            Ok(tonic::Response::new(response(&report)))
         })
     }
 }

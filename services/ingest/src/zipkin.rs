@@ -30,8 +30,8 @@ use meshwatch_graph::span::ResourceKeys;
 use meshwatch_graph::zipkin::decode_to_otlp;
 use meshwatch_runtime::{Classify, public_message};
 
-use crate::decompress::{Encoding, decompress};
 use crate::error::RequestError;
+use crate::http::{count_request, decompress_off_reactor, read_limited};
 use crate::metrics::Metrics;
 use crate::pipeline::{Payload, Pipeline};
 
@@ -91,26 +91,10 @@ fn check_media_type(request: &Request) -> Result<(), RequestError> {
 async fn export(State(state): State<AppState>, request: Request) -> Response {
     let started = Instant::now();
     let result = handle(&state, request).await;
-    state
-        .metrics
-        .request_duration
-        .with_label_values(&[PROTOCOL])
-        .observe(started.elapsed().as_secs_f64());
+    count_request(&state.metrics, PROTOCOL, started, result.as_ref().copied());
     match result {
-        Ok(partial) => {
-            state
-                .metrics
-                .requests
-                .with_label_values(&[PROTOCOL, if partial { "partial" } else { "ok" }])
-                .inc();
-            StatusCode::ACCEPTED.into_response()
-        }
+        Ok(_) => StatusCode::ACCEPTED.into_response(),
         Err(error) => {
-            state
-                .metrics
-                .requests
-                .with_label_values(&[PROTOCOL, error.label()])
-                .inc();
             tracing::debug!(%error, class = %error.class(), "zipkin request refused");
             failure(&error)
         }
@@ -120,47 +104,25 @@ async fn export(State(state): State<AppState>, request: Request) -> Response {
 /// Aggregates the request; `Ok(true)` when some spans were not accepted (invalid or late).
 async fn handle(state: &AppState, request: Request) -> Result<bool, RequestError> {
     check_media_type(&request)?;
-    let encoding = Encoding::parse(
-        request
-            .headers()
-            .get(header::CONTENT_ENCODING)
-            .and_then(|v| v.to_str().ok()),
-    )?;
-    if let Some(len) = request
-        .headers()
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok())
-        && len > state.max_request_bytes as u64
-    {
-        return Err(RequestError::TooLarge {
-            limit: state.max_request_bytes,
-        });
-    }
-    let body = axum::body::to_bytes(request.into_body(), state.max_request_bytes)
-        .await
-        .map_err(|_| RequestError::TooLarge {
-            limit: state.max_request_bytes,
-        })?;
-    state
-        .metrics
-        .request_bytes
-        .with_label_values(&[PROTOCOL])
-        .inc_by(body.len() as u64);
-    if body.is_empty() {
-        return Err(RequestError::Malformed(
-            "empty body: expected a JSON array of Zipkin v2 spans".to_owned(),
-        ));
-    }
-    let limit = state.max_decompressed_bytes;
+    let (encoding, body) = read_limited(
+        request,
+        &state.metrics,
+        state.max_request_bytes,
+        PROTOCOL,
+        || {
+            RequestError::Malformed(
+                "empty body: expected a JSON array of Zipkin v2 spans".to_owned(),
+            )
+        },
+    )
+    .await?;
     let keys = Arc::clone(&state.keys);
     // Decompression and JSON parsing are CPU work: off the reactor.
-    let request = tokio::task::spawn_blocking(move || {
-        let plain = decompress(body, encoding, limit)?;
-        decode_to_otlp(&plain, &keys).map_err(|e| RequestError::Malformed(e.to_string()))
-    })
-    .await
-    .map_err(|e| RequestError::Internal(format!("decode task failed: {e}")))??;
+    let request =
+        decompress_off_reactor(body, encoding, state.max_decompressed_bytes, move |plain| {
+            decode_to_otlp(&plain, &keys).map_err(|e| RequestError::Malformed(e.to_string()))
+        })
+        .await?;
     if request
         .resource_spans
         .iter()

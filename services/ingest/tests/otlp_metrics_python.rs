@@ -8,12 +8,15 @@
 
 #![allow(clippy::panic, clippy::unwrap_used)]
 
-use std::net::SocketAddr;
+#[path = "support/ingest_config.rs"]
+mod ingest_config;
+
 use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
 use anyhow::{Context as _, ensure};
+use ingest_config::short_window_config;
 use meshwatch_graph::GraphSnapshot;
 use meshwatch_graph::snapshot::NodeKind;
 use meshwatch_ingest::IngestConfig;
@@ -24,29 +27,11 @@ use serde_json::Value;
 const WINDOW_MS: i64 = 1000;
 const SNAPSHOT_TIMEOUT: Duration = Duration::from_secs(30);
 
-fn loopback() -> SocketAddr {
-    SocketAddr::from(([127, 0, 0, 1], 0))
-}
-
 /// 1 s windows with 1 s allowed lateness and a 2 s idle flush (as the system tests have it),
 /// NATS under a namespace of this test's own.
 fn config(nats_url: &str, namespace: &str) -> IngestConfig {
-    let mut c = IngestConfig::default();
-    c.admin.listen = loopback();
-    c.otlp.grpc_listen = loopback();
-    c.otlp.http_listen = loopback();
-    c.nats.url = nats_url.to_owned();
-    c.nats.namespace = Some(namespace.to_owned());
-    c.nats.connect_timeout = Duration::from_secs(2);
-    c.nats.request_timeout = Duration::from_secs(5);
+    let mut c = short_window_config(nats_url, namespace, "metrics-test");
     c.graph.window = Duration::from_millis(WINDOW_MS as u64);
-    c.graph.allowed_lateness = Duration::from_secs(1);
-    c.graph.idle_flush = Duration::from_secs(2);
-    c.pipeline.tick = Duration::from_millis(50);
-    c.buffer.retry_initial_backoff = Duration::from_millis(50);
-    c.buffer.retry_max_backoff = Duration::from_millis(500);
-    c.shutdown.grace = Duration::from_secs(10);
-    c.graph.producer = Some("metrics-test".to_owned());
     c
 }
 

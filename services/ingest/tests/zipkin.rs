@@ -12,11 +12,10 @@
 #[path = "support/common.rs"]
 mod common;
 
-use std::io::Write;
 use std::path::Path;
 use std::time::Duration;
 
-use common::{config, start};
+use common::{config, gzip, start};
 use meshwatch_graph::otlp::owned::views_from_owned;
 use meshwatch_graph::span::{DecodedTraces, ResourceKeys};
 use meshwatch_graph::zipkin::decode_to_otlp;
@@ -41,12 +40,6 @@ fn fixture(name: &str) -> Vec<u8> {
         .join("../../tests/fixtures/zipkin")
         .join(name);
     std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
-}
-
-fn gzip(data: &[u8]) -> Vec<u8> {
-    let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
-    e.write_all(data).unwrap();
-    e.finish().unwrap()
 }
 
 struct Zipkin {

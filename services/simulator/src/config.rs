@@ -5,6 +5,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use meshwatch_runtime::service::ServiceConfig;
 use meshwatch_runtime::{AdminConfig, LogConfig, ShutdownConfig, Validate, nested};
 use serde::{Deserialize, Serialize};
 
@@ -139,6 +140,16 @@ impl Validate for SimulationSettings {
             Err(e) => p.push(format!("topology: {e}")),
         }
         p
+    }
+}
+
+impl ServiceConfig for SimulatorConfig {
+    fn log(&self) -> &LogConfig {
+        &self.log
+    }
+
+    fn grace(&self) -> Duration {
+        self.shutdown.grace
     }
 }
 

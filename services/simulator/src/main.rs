@@ -3,8 +3,8 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use meshwatch_runtime::{CommonArgs, Readiness, Shutdown, effective_toml, init_tracing, load};
-use meshwatch_simulator::SimulatorConfig;
+use meshwatch_runtime::CommonArgs;
+use meshwatch_runtime::service::{self, Leftover};
 
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
@@ -20,53 +20,10 @@ struct Cli {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let config: SimulatorConfig = match load(&cli.common) {
-        Ok(config) => config,
-        Err(error) => {
-            eprintln!("meshwatch-simulator: {error}");
-            return ExitCode::from(2);
-        }
-    };
-    if cli.common.check_config {
-        return match effective_toml(&config) {
-            Ok(text) => {
-                print!("{text}");
-                ExitCode::SUCCESS
-            }
-            Err(error) => {
-                eprintln!("meshwatch-simulator: {error}");
-                ExitCode::from(2)
-            }
-        };
-    }
-    if let Err(error) = init_tracing(&config.log) {
-        eprintln!("meshwatch-simulator: {error}");
-        return ExitCode::from(2);
-    }
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(runtime) => runtime,
-        Err(error) => {
-            tracing::error!(%error, "cannot start the tokio runtime");
-            return ExitCode::FAILURE;
-        }
-    };
-    let code = runtime.block_on(async move {
-        let shutdown = Shutdown::new(Readiness::new());
-        if let Err(error) = shutdown.listen_for_signals() {
-            tracing::error!(%error, "cannot install signal handlers");
-            return 1;
-        }
-        let grace = config.shutdown.grace;
-        if let Err(error) = meshwatch_simulator::run(config, &shutdown).await {
-            tracing::error!(%error, "simulator failed to start");
-            return 1;
-        }
-        shutdown.wait(grace).await.exit_code()
-    });
-    // Tasks that outlived the grace period must not hold the exit.
-    runtime.shutdown_background();
-    ExitCode::from(code)
+    service::main(
+        "meshwatch-simulator",
+        &cli.common,
+        Leftover::Abandon,
+        meshwatch_simulator::run,
+    )
 }

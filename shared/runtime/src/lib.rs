@@ -4,6 +4,9 @@
 //!
 //! # A service's `main.rs`
 //!
+//! [`service::main`] runs the sequence below for a service whose `run` starts everything it
+//! needs; the example spells it out.
+//!
 //! Parse the CLI → load and validate the config (before any port is bound) → with
 //! `--check-config` print the effective config and exit 0 → init logging → bind the admin
 //! endpoint → `run(config, shutdown)` → wait for the drain → exit code.
@@ -171,6 +174,7 @@ pub mod admin;
 pub mod config;
 pub mod error;
 pub mod metrics;
+pub mod service;
 pub mod shutdown;
 pub mod telemetry;
 

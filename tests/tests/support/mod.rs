@@ -4,10 +4,14 @@
 
 #![allow(dead_code)]
 
+#[path = "../../../services/ingest/tests/support/ingest_config.rs"]
+mod ingest_config;
+
 use std::net::SocketAddr;
 use std::time::Duration;
 
 use anyhow::{Context as _, ensure};
+use ingest_config::short_window_config;
 use meshwatch_graph::sketch::Sketch;
 use meshwatch_graph::snapshot::{ConnectionType, NodeKind};
 use meshwatch_ingest::{IngestConfig, Running};
@@ -28,33 +32,13 @@ pub async fn within<F: Future<Output = anyhow::Result<()>>>(test: F) -> anyhow::
         .context("test timed out")?
 }
 
-fn loopback() -> SocketAddr {
-    SocketAddr::from(([127, 0, 0, 1], 0))
-}
-
 /// An ingest config for tests: loopback ports chosen by the OS, NATS at `nats_url` under
 /// `namespace`, 1 s windows with 1 s allowed lateness and a 2 s idle flush, so that a window
 /// closes about 2 s after the last request of a workload. A workload's spans must end within
 /// the allowed lateness of each other (else some are late), and its requests must arrive less
 /// than the idle flush apart.
 pub fn config(nats_url: &str, namespace: &str) -> IngestConfig {
-    let mut c = IngestConfig::default();
-    c.admin.listen = loopback();
-    c.otlp.grpc_listen = loopback();
-    c.otlp.http_listen = loopback();
-    c.nats.url = nats_url.to_owned();
-    c.nats.namespace = Some(namespace.to_owned());
-    c.nats.connect_timeout = Duration::from_secs(2);
-    c.nats.request_timeout = Duration::from_secs(5);
-    c.graph.window = Duration::from_secs(1);
-    c.graph.allowed_lateness = Duration::from_secs(1);
-    c.graph.idle_flush = Duration::from_secs(2);
-    c.pipeline.tick = Duration::from_millis(50);
-    c.buffer.retry_initial_backoff = Duration::from_millis(50);
-    c.buffer.retry_max_backoff = Duration::from_millis(500);
-    c.shutdown.grace = Duration::from_secs(10);
-    c.graph.producer = Some("system-test".to_owned());
-    c
+    short_window_config(nats_url, namespace, "system-test")
 }
 
 /// A running in-process ingest and the NATS server it publishes to.
