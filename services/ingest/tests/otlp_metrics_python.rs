@@ -12,7 +12,6 @@
 mod ingest_config;
 
 use std::path::Path;
-use std::process::Command;
 use std::time::Duration;
 
 use anyhow::{Context as _, ensure};
@@ -38,33 +37,18 @@ fn config(nats_url: &str, namespace: &str) -> IngestConfig {
 /// Runs `send_metrics.py` and returns its summary (the last stdout line); fails unless it
 /// exited 0 with `"ok": true`.
 async fn send(protocol: &str, endpoint: String, extra: &[&str]) -> anyhow::Result<Value> {
-    let python = meshwatch_testkit::python()?;
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/python/send_metrics.py");
-    let mut command = Command::new(python);
-    command
-        .arg(script)
-        .args(["--protocol", protocol, "--endpoint", &endpoint])
-        .args(["--window-ms", &WINDOW_MS.to_string(), "--timeout", "10"])
-        .args(extra);
-    let output = tokio::task::spawn_blocking(move || {
-        meshwatch_testkit::run_with_timeout(&mut command, Duration::from_secs(90))
-    })
-    .await??;
-    let last = output.stdout.lines().last().unwrap_or_default();
-    let summary: Value = serde_json::from_str(last).with_context(|| {
-        format!(
-            "send_metrics.py printed no JSON summary (exit {}); stdout: {}; stderr: {}",
-            output.status, output.stdout, output.stderr
-        )
-    })?;
-    ensure!(
-        output.status.success() && summary.get("ok") == Some(&Value::Bool(true)),
-        "send_metrics.py failed (exit {}): {}; stderr: {}",
-        output.status,
-        last,
-        output.stderr
+    let mut args: Vec<String> = ["--protocol", protocol, "--endpoint", &endpoint]
+        .into_iter()
+        .map(str::to_owned)
+        .collect();
+    args.extend(
+        ["--window-ms", &WINDOW_MS.to_string(), "--timeout", "10"]
+            .iter()
+            .map(|a| a.to_string()),
     );
-    Ok(summary)
+    args.extend(extra.iter().map(|a| (*a).to_owned()));
+    meshwatch_testkit::run_client(&script, args).await
 }
 
 /// One expected (service, window) row of the summary.

@@ -19,5 +19,5 @@ pub mod snapshots;
 
 pub use nats::{NatsServer, TestNats, delete_streams, unique_namespace};
 pub use ports::{free_addr, free_addrs, free_port};
-pub use python::{CommandOutput, python, run_with_timeout};
+pub use python::{CommandOutput, python, run_client, run_with_timeout};
 pub use snapshots::{EdgeTotals, NodeTotals, SnapshotReader, Totals, describe, read_all_snapshots};

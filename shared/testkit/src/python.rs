@@ -2,7 +2,7 @@
 //! OTLP client, `tests/python/send_otlp.py`), and a runner for child processes with a timeout.
 
 use std::io::Read;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
@@ -115,4 +115,36 @@ pub fn run_with_timeout(command: &mut Command, timeout: Duration) -> anyhow::Res
         stdout: stdout.join().unwrap_or_default(),
         stderr: stderr.join().unwrap_or_default(),
     })
+}
+
+/// Runs one of the project's Python OTLP clients (`tests/python/send_*.py`) with `args` under
+/// [`python`], and returns its JSON summary (the last line it prints); fails unless it exited 0
+/// with `"ok": true`, showing its output.
+pub async fn run_client(script: &Path, args: Vec<String>) -> anyhow::Result<serde_json::Value> {
+    let python = python()?;
+    let name = script.file_name().map_or_else(
+        || script.display().to_string(),
+        |n| n.to_string_lossy().into_owned(),
+    );
+    let mut command = Command::new(python);
+    command.arg(script).args(args);
+    let output = tokio::task::spawn_blocking(move || {
+        run_with_timeout(&mut command, Duration::from_secs(90))
+    })
+    .await??;
+    let last = output.stdout.lines().last().unwrap_or_default();
+    let summary: serde_json::Value = serde_json::from_str(last).with_context(|| {
+        format!(
+            "{name} printed no JSON summary (exit {}); stdout: {}; stderr: {}",
+            output.status, output.stdout, output.stderr
+        )
+    })?;
+    anyhow::ensure!(
+        output.status.success() && summary.get("ok") == Some(&serde_json::Value::Bool(true)),
+        "{name} failed (exit {}): {}; stderr: {}",
+        output.status,
+        last,
+        output.stderr
+    );
+    Ok(summary)
 }
