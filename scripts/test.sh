@@ -6,7 +6,9 @@
 #
 # Steps: install (nats-server, OpenTelemetry Python SDK) -> start NATS -> cargo fmt --check ->
 # cargo clippy -D warnings -> self-test of tests/python/send_otlp.py (against an in-process OTLP
-# receiver) -> tests (cargo nextest when installed, else cargo test) -> doc tests.
+# receiver) -> tests (cargo nextest when installed, else cargo test) -> doc tests -> training
+# package (training/: ruff + pytest, in $MESHWATCH_CACHE/venv-training, against the CLI binary the
+# test step built).
 # All steps run even after a failure, so one run shows every problem; MESHWATCH_FAIL_FAST=1 stops
 # at the first failing step.
 #
@@ -14,6 +16,9 @@
 #   NATS_URL            nats://127.0.0.1:<port> of a JetStream-enabled server started for this run
 #   NATS_MONITOR_URL    its HTTP monitoring endpoint
 #   MESHWATCH_PYTHON    $MESHWATCH_CACHE/venv/bin/python, with the OpenTelemetry SDK + OTLP exporters
+#   MESHWATCH_TRAINING_PYTHON  $MESHWATCH_CACHE/venv-training/bin/python (Debian's torch 1.13,
+#                       scripts/install-training.sh)
+#   MESHWATCH_BIN       $CARGO_TARGET_DIR/debug/meshwatch, for the training tests only
 #   MESHWATCH_CACHE     the cache directory (default $HOME/.cache/meshwatch)
 #   CARGO_TARGET_DIR    default $MESHWATCH_CACHE/target (outside the clone)
 #   RUST_BACKTRACE      1 unless already set
@@ -58,6 +63,17 @@ step() {
     fi
 }
 
+# training_checks: lint and test the Python training package with the CLI the tests step built.
+training_checks() {
+    local py="$MESHWATCH_TRAINING_PYTHON"
+    (
+        cd "$MESHWATCH_REPO_ROOT/training"
+        "$py" -m ruff check --no-cache .
+        "$py" -m ruff format --no-cache --check .
+        MESHWATCH_BIN="$CARGO_TARGET_DIR/debug/meshwatch" "$py" -m pytest -q -p no:cacheprovider
+    )
+}
+
 summary() {
     section "summary"
     local line
@@ -82,6 +98,9 @@ main() {
     MESHWATCH_PYTHON="$("$MESHWATCH_SCRIPTS_DIR/install-python-otel.sh")"
     export MESHWATCH_PYTHON
     log "MESHWATCH_PYTHON=$MESHWATCH_PYTHON"
+    MESHWATCH_TRAINING_PYTHON="$("$MESHWATCH_SCRIPTS_DIR/install-training.sh")"
+    export MESHWATCH_TRAINING_PYTHON
+    log "MESHWATCH_TRAINING_PYTHON=$MESHWATCH_TRAINING_PYTHON"
 
     section "start NATS"
     trap cleanup EXIT
@@ -110,6 +129,8 @@ main() {
         step "tests (cargo test)" cargo test --workspace --all-targets --locked --no-fail-fast
     fi
     step "doc tests" cargo test --workspace --doc --locked
+    # After the tests step: it built $CARGO_TARGET_DIR/debug/meshwatch, which the training tests run.
+    step "training (ruff + pytest)" training_checks
 
     summary
     if ((${#FAILED_STEPS[@]} > 0)); then

@@ -1,0 +1,151 @@
+"""Spatiotemporal forecaster, after arXiv 2508.07122 (graph convolution + GRU + time encoding).
+
+The paper forecasts microservice workload with a graph convolution per time slice, a GRU over the
+slices and an encoding of the timestamps for non-stationary series. Here, with x_t ∈ R^{N×F} the
+node features of window t = 0..T-1, m_t the node mask and τ_t = window_start[t] (unix seconds):
+
+    c_n = max(Σ_t m_tn, 1),   μ_n = Σ_t m_tn x_tn / c_n,
+    σ_n = max(sqrt(Σ_t m_tn (x_tn - μ_n)² / c_n), σ_min)
+    x̃_t = m_t ⊙ (x_t - μ) / σ                                               (per-node normalisation)
+    φ(τ) = [sin, cos](2π·tod(τ)), [sin, cos](2π·dow(τ)),
+           sin(2π ω_k p(τ) + β_k), k = 1..K                                 (time encoding;
+           tod = (τ mod 86400)/86400, dow = ((⌊τ/86400⌋ + 3) mod 7)/7 (Monday = 0),
+           p = (τ mod 604800)/604800, ω, β learned)
+    H_t = GCN_K(GELU([x̃_t; m_t; φ(τ_t)] W_in); edge_index, w_t, a_t)        (graph conv per slice)
+    h   = GRU(H_0..H_{T-1})  (per node)                                       (temporal)
+    for h' = 1..H:  [ŷ₅₀, δ⁻, δ⁺] = MLP([h; φ(τ_{T-1} + h'·Δ)])               (Δ = window seconds)
+      q₅₀ = ŷ₅₀,  q_lo = ŷ₅₀ - softplus(δ⁻),  q_hi = ŷ₅₀ + softplus(δ⁺)      (quantiles, ordered)
+    forecast = g(μ_j + σ_j q₅₀),  interval = g(μ_j + σ_j [q_lo, q_hi])      (normalisation undone)
+
+where j is the node feature that carries target m (request_rate ← requests_per_s, latency_p90_ms ←
+latency_p90_ms, latency_p99_ms ← latency_p99_ms, error_ratio ← error_ratio) and g inverts that
+feature's transform (expm1 for log1p, clip to [0, 1] for ratios), so outputs are on the original
+scale of the dataset's ``targets``. Training objective (next increment): pinball loss at the three
+quantiles on masked targets. Inputs and outputs are the ONNX contract v1 (ARCHITECTURE.md §5).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import torch
+from torch import nn
+
+from .layers import StackedGraphConv
+
+# (node feature index, transform) of each target of feature schema v1 (docs/dataset-format.md).
+SCHEMA_V1_TARGETS: tuple[tuple[int, str], ...] = (
+    (6, "log1p"),  # request_rate <- requests_per_s
+    (9, "log1p"),  # latency_p90_ms
+    (10, "log1p"),  # latency_p99_ms
+    (7, "ratio"),  # error_ratio
+)
+
+
+class TimeEncoding(nn.Module):
+    """φ(τ): time of day, day of week (fixed sin/cos) and K learned frequencies over the week."""
+
+    def __init__(self, learned: int = 8) -> None:
+        super().__init__()
+        self.freq = nn.Parameter(torch.arange(1, learned + 1, dtype=torch.float32))
+        self.phase = nn.Parameter(torch.zeros(learned))
+        self.dim = 4 + learned
+
+    def forward(self, ts: torch.Tensor) -> torch.Tensor:
+        """ts i64 [T] unix seconds -> [T, 4 + K]. Integer arithmetic first: f32 cannot hold τ."""
+        day = torch.remainder(ts, 86400).float() / 86400.0
+        days = torch.div(ts, 86400, rounding_mode="floor")
+        dow = torch.remainder(days + 3, 7).float() / 7.0
+        week = torch.remainder(ts, 604800).float() / 604800.0
+        two_pi = 2.0 * math.pi
+        fixed = torch.stack(
+            [
+                torch.sin(two_pi * day),
+                torch.cos(two_pi * day),
+                torch.sin(two_pi * dow),
+                torch.cos(two_pi * dow),
+            ],
+            -1,
+        )
+        learned = torch.sin(two_pi * week.unsqueeze(-1) * self.freq + self.phase)
+        return torch.cat([fixed, learned], -1)
+
+
+class Forecaster(nn.Module):
+    """GCN per slice + GRU + time encoding: H-step forecasts of M targets with intervals."""
+
+    def __init__(
+        self,
+        num_features: int,
+        edge_features: int,
+        horizon: int = 5,
+        targets: Sequence[tuple[int, str]] = SCHEMA_V1_TARGETS,
+        window_s: int = 60,
+        dim: int = 64,
+        hops: int = 2,
+        learned_frequencies: int = 8,
+        sigma_min: float = 0.05,
+    ) -> None:
+        super().__init__()
+        self.horizon = horizon
+        self.window_s = int(window_s)
+        self.sigma_min = sigma_min
+        self.register_buffer(
+            "target_index", torch.tensor([i for i, _ in targets], dtype=torch.long)
+        )
+        self.register_buffer(
+            "target_log1p", torch.tensor([tr == "log1p" for _, tr in targets], dtype=torch.bool)
+        )
+        self.num_targets = len(targets)
+        self.time = TimeEncoding(learned_frequencies)
+        self.embed = nn.Linear(num_features + 1 + self.time.dim, dim)
+        self.gcn = StackedGraphConv(dim, hops, edge_features)
+        self.gru = nn.GRU(dim, dim)
+        self.head = nn.Sequential(
+            nn.Linear(dim + self.time.dim, dim), nn.GELU(), nn.Linear(dim, 3 * self.num_targets)
+        )
+
+    def forward(
+        self,
+        node_features: torch.Tensor,
+        node_mask: torch.Tensor,
+        edge_index: torch.Tensor,
+        edge_weight: torch.Tensor,
+        edge_features: torch.Tensor,
+        window_start: torch.Tensor,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Contract inputs -> forecast [H, N, M], forecast_interval [H, N, M, 2] (lower, upper)."""
+        t, n, _ = node_features.shape
+        m = node_mask.unsqueeze(-1)
+        cnt = m.sum(0).clamp(min=1.0)  # [N, 1]
+        mu = (node_features * m).sum(0) / cnt  # [N, F]
+        var = (((node_features - mu) * m) ** 2).sum(0) / cnt
+        sigma = torch.sqrt(var + 1e-12).clamp(min=self.sigma_min)
+        xn = (node_features - mu) / sigma * m
+        phi = self.time(window_start)  # [T, P]
+        inp = torch.cat([xn, m, phi.unsqueeze(1).expand(t, n, phi.shape[-1])], -1)
+        h = torch.nn.functional.gelu(self.embed(inp)) * m
+        h = self.gcn(h, node_mask, edge_index, edge_weight, edge_features)
+        _, last = self.gru(h)  # [1, N, d]
+        last = last.squeeze(0)
+        steps = torch.arange(1, self.horizon + 1, dtype=torch.long, device=window_start.device)
+        phi_f = self.time(window_start[-1] + steps * self.window_s)  # [H, P]
+        z = torch.cat(
+            [
+                last.unsqueeze(0).expand(self.horizon, n, last.shape[-1]),
+                phi_f.unsqueeze(1).expand(self.horizon, n, phi_f.shape[-1]),
+            ],
+            -1,
+        )
+        out = self.head(z).view(self.horizon, n, self.num_targets, 3)
+        q50 = out[..., 0]
+        lo = q50 - torch.nn.functional.softplus(out[..., 1])
+        hi = q50 + torch.nn.functional.softplus(out[..., 2])
+        mu_t = mu.index_select(1, self.target_index)  # [N, M]
+        sd_t = sigma.index_select(1, self.target_index)
+        q = torch.stack([q50, lo, hi], -1) * sd_t.unsqueeze(-1) + mu_t.unsqueeze(-1)  # [H,N,M,3]
+        log1p = self.target_log1p.view(1, 1, -1, 1)
+        inv_log1p = torch.exp(q.clamp(min=0.0)) - 1.0  # expm1 has no ONNX export in torch 1.13
+        q = torch.where(log1p, inv_log1p, q.clamp(0.0, 1.0))
+        return q[..., 0], q[..., 1:]

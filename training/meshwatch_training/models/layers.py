@@ -1,0 +1,101 @@
+"""Edge-list message passing over the service-call graph (never a dense N×N adjacency).
+
+Cost is O(T·(N + E)·d): messages are gathered with ``index_select`` over ``edge_index`` and summed
+with ``scatter_add`` (both export to ONNX: Gather and ScatterElements with reduction=add).
+
+For an edge e = (u → v) (u calls v) with weight w_e(t) ∈ {0, 1} at step t and node states X_t, one
+relational layer (R-GCN style, two relations because slowness propagates upstream) computes
+
+    deg⁺_v = Σ_{e=(u→v)} w_e            deg⁻_u = Σ_{e=(u→v)} w_e
+    M⁺_v   = 1/max(deg⁺_v, 1) · Σ_{e=(u→v)} w_e (X_u W⁺ + a_e U⁺)      (caller → callee)
+    M⁻_u   = 1/max(deg⁻_u, 1) · Σ_{e=(u→v)} w_e (X_v W⁻ + a_e U⁻)      (callee → caller)
+    X'_n   = act(X_n W_self + M⁺_n + M⁻_n + b)
+
+with a_e the edge features. K layers give K hops. Any N ≥ 1 and E ≥ 0 work (with E = 0 only the
+self term remains).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+
+def scatter_sum(
+    src: torch.Tensor, index: torch.Tensor, num_nodes: torch.Tensor | int
+) -> torch.Tensor:
+    """Sum ``src`` [T, E, D] into [T, N, D] at node ``index`` [E].
+
+    The index is expanded exactly like ``src`` (PyTorch 1.13's ONNX exporter requires index and src
+    of scatter_add to report identical sizes; docs: shared/gpu.md).
+    """
+    t, _, d = src.shape
+    out = torch.zeros(t, num_nodes, d, dtype=src.dtype, device=src.device)
+    idx = index.view(1, -1, 1).expand(t, -1, d)
+    return out.scatter_add(1, idx, src.expand(t, -1, d))
+
+
+class RelationalGraphConv(nn.Module):
+    """One hop of caller→callee and callee→caller message passing over ``edge_index``."""
+
+    def __init__(
+        self, dim_in: int, dim_out: int, edge_dim: int = 0, self_loop: bool = True
+    ) -> None:
+        super().__init__()
+        self.self_loop = self_loop
+        self.w_self = nn.Linear(dim_in, dim_out) if self_loop else None
+        self.w_fwd = nn.Linear(dim_in, dim_out, bias=not self_loop)
+        self.w_bwd = nn.Linear(dim_in, dim_out, bias=False)
+        self.u_fwd = nn.Linear(edge_dim, dim_out, bias=False) if edge_dim > 0 else None
+        self.u_bwd = nn.Linear(edge_dim, dim_out, bias=False) if edge_dim > 0 else None
+
+    def forward(
+        self,
+        x: torch.Tensor,
+        edge_index: torch.Tensor,
+        edge_weight: torch.Tensor,
+        edge_features: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """x [T, N, D], edge_index i64 [2, E], edge_weight [T, E], edge_features [T, E, Fe]."""
+        n = x.shape[1]
+        caller, callee = edge_index[0], edge_index[1]
+        w = edge_weight.unsqueeze(-1)  # [T, E, 1]
+        # caller -> callee: the callee aggregates its callers' states.
+        msg_f = self.w_fwd(x).index_select(1, caller)
+        msg_b = self.w_bwd(x).index_select(1, callee)
+        if edge_features is not None and self.u_fwd is not None and self.u_bwd is not None:
+            msg_f = msg_f + self.u_fwd(edge_features)
+            msg_b = msg_b + self.u_bwd(edge_features)
+        ones = w.expand(-1, -1, 1)
+        deg_in = scatter_sum(ones, callee, n).clamp(min=1.0)
+        deg_out = scatter_sum(ones, caller, n).clamp(min=1.0)
+        out = (
+            scatter_sum(msg_f * w, callee, n) / deg_in + scatter_sum(msg_b * w, caller, n) / deg_out
+        )
+        if self.w_self is not None:
+            out = out + self.w_self(x)
+        return out
+
+
+class StackedGraphConv(nn.Module):
+    """K relational hops, residual + layer norm: X^{k+1} = LN(X^k + ReLU(conv(X^k)))."""
+
+    def __init__(self, dim: int, hops: int, edge_dim: int = 0, dropout: float = 0.0) -> None:
+        super().__init__()
+        self.layers = nn.ModuleList(RelationalGraphConv(dim, dim, edge_dim) for _ in range(hops))
+        self.norms = nn.ModuleList(nn.LayerNorm(dim) for _ in range(hops))
+        self.dropout = nn.Dropout(dropout)
+
+    def forward(
+        self,
+        x: torch.Tensor,
+        node_mask: torch.Tensor,
+        edge_index: torch.Tensor,
+        edge_weight: torch.Tensor,
+        edge_features: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        m = node_mask.unsqueeze(-1)
+        for conv, norm in zip(self.layers, self.norms):
+            x = norm(x + self.dropout(torch.relu(conv(x, edge_index, edge_weight, edge_features))))
+            x = x * m  # absent nodes send nothing at the next hop
+        return x
