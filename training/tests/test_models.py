@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import resource
-import time
 
 import numpy as np
 import pytest
@@ -107,14 +106,16 @@ def test_masked_history_step_only_changes_that_node() -> None:
 
 
 def test_edge_list_scales_to_50k_nodes_200k_edges_on_cpu() -> None:
-    """A dense N×N adjacency would need 10 GB here; the edge-list layer needs a few hundred MB."""
+    """A dense N×N adjacency would need 10 GB here; the edge-list layer needs a few hundred MB.
+
+    The memory bound is the check that no dense adjacency is built (speed is a benchmark's job,
+    not a test's)."""
     n, e, t, d = 50_000, 200_000, 2, 16
     g = torch.Generator().manual_seed(0)
     x = torch.randn(t, n, d, generator=g)
     ei = torch.randint(0, n, (2, e), generator=g)
     layer = StackedGraphConv(d, hops=2, edge_dim=FE)
     before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux
-    start = time.perf_counter()
     with torch.no_grad():
         out = layer(x, torch.ones(t, n), ei, torch.ones(t, e), torch.randn(t, e, FE, generator=g))
         score, _ = Detector(F, FE, dim=16, hops=2, layers=1).eval()(
@@ -124,12 +125,10 @@ def test_edge_list_scales_to_50k_nodes_200k_edges_on_cpu() -> None:
             torch.ones(t, e),
             torch.randn(t, e, FE, generator=g),
         )
-    took = time.perf_counter() - start
     grew_mib = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 1024
     assert out.shape == (t, n, d) and score.shape == (n,)
     assert torch.isfinite(out).all() and torch.isfinite(score).all()
     assert grew_mib < 2048, f"peak RSS grew {grew_mib:.0f} MiB"
-    assert took < 60, f"took {took:.1f}s"
 
 
 def test_training_step_gives_finite_gradients() -> None:
