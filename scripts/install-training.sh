@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # Install the Python environment of the training package (training/, issue 4):
-#   - Debian's PyTorch 1.13 + ONNX (apt: python3-torch python3-onnx) into /usr/bin/python3,
-#     when they are missing (needs root, or sudo);
+#   - Debian's PyTorch 1.13, scikit-learn, statsmodels, SciPy (apt: python3-torch python3-onnx
+#     python3-sklearn python3-statsmodels python3-scipy) into /usr/bin/python3, when they are
+#     missing (needs root, or sudo): built against Debian's numpy 1.24, like torch;
 #   - $MESHWATCH_CACHE/venv-training, made with `/usr/bin/python3 -m venv --system-site-packages`
 #     so it sees torch, onnx and Debian's numpy;
-#   - pytest + ruff, exactly pinned in scripts/requirements/training.txt, and the package itself
+#   - onnxruntime, a newer onnx (its quantisation tools need onnx.reference), pytest + ruff,
+#     exactly pinned in scripts/requirements/training.txt, and the package itself
 #     (`pip install -e training --no-deps`).
 # Prints the venv's python path on stdout. Idempotent: a second run checks a stamp and imports.
 #
@@ -14,11 +16,12 @@ set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 SYSTEM_PYTHON=/usr/bin/python3
+SYSTEM_PACKAGES=(python3-torch python3-onnx python3-venv python3-sklearn python3-statsmodels python3-scipy)
 TRAINING_VENV="$MESHWATCH_CACHE/venv-training"
 TRAINING_REQ="$MESHWATCH_SCRIPTS_DIR/requirements/training.txt"
 
 system_torch_ok() {
-    "$SYSTEM_PYTHON" -c 'import torch, onnx, numpy' >/dev/null 2>&1
+    "$SYSTEM_PYTHON" -c 'import torch, onnx, numpy, sklearn, statsmodels, scipy' >/dev/null 2>&1
 }
 
 install_system_torch() {
@@ -32,12 +35,12 @@ install_system_torch() {
         have sudo || die "installing python3-torch needs root (or sudo)"
         sudo=(sudo)
     fi
-    log "installing Debian's python3-torch python3-onnx (apt-get)"
-    if ! DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y -q python3-torch python3-onnx python3-venv >/dev/null; then
+    log "installing Debian's ${SYSTEM_PACKAGES[*]} (apt-get)"
+    if ! DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y -q "${SYSTEM_PACKAGES[@]}" >/dev/null; then
         log "apt-get install failed; running apt-get update and retrying"
         "${sudo[@]}" apt-get update -q >/dev/null || die "apt-get update failed"
-        DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y -q python3-torch python3-onnx python3-venv >/dev/null ||
-            die "apt-get install python3-torch python3-onnx failed"
+        DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y -q "${SYSTEM_PACKAGES[@]}" >/dev/null ||
+            die "apt-get install ${SYSTEM_PACKAGES[*]} failed"
     fi
     system_torch_ok || die "torch/onnx/numpy still do not import in $SYSTEM_PYTHON"
 }
@@ -89,9 +92,10 @@ main() {
     local py="$TRAINING_VENV/bin/python"
     "$py" - <<'PY' || die "the training venv $TRAINING_VENV is broken"
 import sys
-import numpy, onnx, torch  # noqa: E401
+import numpy, onnx, onnxruntime, sklearn, statsmodels, torch  # noqa: E401
 import meshwatch_training  # noqa: F401
-print(f"[meshwatch] torch=={torch.__version__} onnx=={onnx.__version__} numpy=={numpy.__version__}",
+print(f"[meshwatch] torch=={torch.__version__} onnx=={onnx.__version__} "
+      f"onnxruntime=={onnxruntime.__version__} numpy=={numpy.__version__}",
       file=sys.stderr)
 PY
     printf '%s\n' "$py"

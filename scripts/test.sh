@@ -98,6 +98,10 @@ main() {
     MESHWATCH_PYTHON="$("$MESHWATCH_SCRIPTS_DIR/install-python-otel.sh")"
     export MESHWATCH_PYTHON
     log "MESHWATCH_PYTHON=$MESHWATCH_PYTHON"
+    # ONNX Runtime for the Rust side (shared/model, `meshwatch model check`): its tests fail without it.
+    ORT_DYLIB_PATH="$("$MESHWATCH_SCRIPTS_DIR/install-ort.sh")"
+    export ORT_DYLIB_PATH
+    log "ORT_DYLIB_PATH=$ORT_DYLIB_PATH"
     MESHWATCH_TRAINING_PYTHON="$("$MESHWATCH_SCRIPTS_DIR/install-training.sh")"
     export MESHWATCH_TRAINING_PYTHON
     log "MESHWATCH_TRAINING_PYTHON=$MESHWATCH_TRAINING_PYTHON"

@@ -58,7 +58,7 @@ def test_node_permutation_permutes_outputs() -> None:
     p.edge_index = inv[s.edge_index]  # new index of old node i is inv[i]
     a, b = collate([s]), collate([p])
     for model in models():
-        for out_a, out_b in zip(run(model, a), run(model, b)):
+        for out_a, out_b in zip(run(model, a), run(model, b), strict=False):
             node_axis = 0 if out_a.dim() <= 2 else 1
             expect = out_a.index_select(node_axis, torch.from_numpy(perm))
             assert torch.allclose(expect, out_b, atol=1e-5), type(model).__name__
@@ -87,7 +87,7 @@ def test_absent_steps_and_edges_carry_nothing() -> None:
     noisy.node_features = s.node_features + 100.0 * absent[..., None]
     noisy.edge_features = s.edge_features + 100.0 * (s.edge_weight == 0)[..., None]
     for model in models():
-        for a, b in zip(run(model, collate([s])), run(model, collate([noisy]))):
+        for a, b in zip(run(model, collate([s])), run(model, collate([noisy])), strict=False):
             assert torch.allclose(a, b, atol=1e-5), type(model).__name__
 
 

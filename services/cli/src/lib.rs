@@ -4,6 +4,7 @@ pub mod bench;
 pub mod dataset;
 pub mod input;
 pub mod loadgen;
+pub mod model;
 pub mod offline;
 pub mod output;
 pub mod replay;

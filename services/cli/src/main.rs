@@ -31,6 +31,9 @@ enum Command {
     Dataset(meshwatch_cli::dataset::DatasetCommand),
     /// Send OTLP trace files to an endpoint, keeping their timing (time-compressed, rebased).
     Replay(meshwatch_cli::replay::ReplayArgs),
+    /// Model artifacts: check one against this build and replay its parity vectors.
+    #[command(subcommand)]
+    Model(meshwatch_cli::model::ModelCommand),
 }
 
 fn main() -> ExitCode {
@@ -42,6 +45,7 @@ fn main() -> ExitCode {
         Command::Loadgen(args) => meshwatch_cli::loadgen::run(&args).map(|_| ()),
         Command::Dataset(cmd) => meshwatch_cli::dataset::run(&cmd),
         Command::Replay(args) => meshwatch_cli::replay::run(&args).map(|_| ()),
+        Command::Model(cmd) => meshwatch_cli::model::run(&cmd),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -10,30 +10,69 @@ x_t ∈ R^{N×F} the node features of window t = 0..T-1, m_t ∈ {0,1}^N the nod
     u_t  = H_t + S_t + P_t,   t < T-1;    u_{T-1} = q + P_{T-1}             (tokens; P: sinusoidal
                                                                               position of the step)
     B    = TransformerEncoder(u_0..u_{T-1}; key padding = absent history steps)[T-1]  (behaviour)
-    C    = Neigh(H_{T-1})    (one hop, both relations, no self term: the node's own current
-                              features never enter its prediction)
+    C    = Neigh(H_{T-1})    (one hop over the current window, no self term; by default only
+                              callee → caller messages: see below)
     g    = σ([B; C] W_g + b_g),   z = g ⊙ B + (1 - g) ⊙ C                   (gated fusion)
     x̂    = z W_o + b_o,   σ̂ = softplus(z W_s + b_s) + ε                     (prediction of x_{T-1})
-    r    = m_{T-1} ⊙ (x_{T-1} - x̂) / σ̂,    c = r²                          (deviation)
-    score = m_{T-1} · softplus(MLP(log1p(c)))                               (nonlinear score)
-    feature_contribution = c / (Σ_f c + ε)                                   (share of each feature)
+  with ``conditional`` a second, history-free prediction of the same window:
+    ẑ    = MLP([GELU((x_{T-1} ⊙ ℓ) W_c); C]),  x̂' = ẑ W_o',  σ̂' = softplus(ẑ W_s') + ε
+                             (ℓ ∈ {0,1}^F keeps only load and identity: kind, presence flags,
+                              request and call rates — the node's performance is predicted from
+                              its load and its callees, so a fault that lasts longer than the
+                              history cannot become its own reference)
+    r    = s ⊙ (x_{T-1} - x̂) / σ̂,   r' = s ⊙ (x_{T-1} - x̂') / σ̂',   c = r², c' = r'²  (deviations)
+    score = m_{T-1} · softplus(MLP(log1p([c; c'])))                         (nonlinear score)
+    feature_contribution = (c + c') / (Σ_f (c + c') + ε)                    (share of each feature)
 
-The last step is a learnable query token q, so the Transformer sees only the node's history and the
-fusion only its neighbours' current windows: the model *predicts* the current window from history
-and neighbours, and the score maps the standardised deviation. Training objective (next increment,
-no labels): Gaussian negative log-likelihood of x_{T-1} under (x̂, σ̂) on fault-free data.
+s ∈ {0,1}^{N×F} says which deviations count ("absent is not zero", features.py): a latency of a
+node without requests or a resource metric that did not arrive is not compared with anything.
+The last step is a learnable query token q, so the Transformer sees only the node's history and
+the fusion only its neighbours' current windows: the model *predicts* the current window.
+Callers are left out of the current-window context (``current_callers = False``) because what a
+caller sees of its calls into a node — client latency, errors, the gap — is the node's own
+symptom: with it the model explains a root cause's anomaly away by its callers' view of it.
+Callees' states are legitimate context (a slow callee explains a slow caller).
 
-Inputs and outputs are the ONNX contract v1 (ARCHITECTURE.md §5).
+Training (train.py), without labels:
+- the predictors minimise the Gaussian negative log-likelihood of x_{T-1} under (x̂, σ̂) (and
+  (x̂', σ̂')), Σ s ⊙ (r²/2 + log σ̂) / Σ s over present, unperturbed nodes;
+- the score head learns, on the detached deviations, to tell nodes whose current window was
+  perturbed synthetically during training (latency shifts, error bursts, traffic changes, resource
+  saturation, gap growth: see train.py) from unperturbed ones (binary cross-entropy on the logit
+  MLP(log1p([c; c']))). Real fault labels are never used for training; they serve only the
+  evaluation.
+
+Ablations (benchmark): ``use_graph`` (no S_t, no C), ``use_temporal`` (B = masked mean of the
+history tokens instead of the Transformer), ``use_fusion`` (z = (B + C)/2 instead of the learned
+gate), ``use_edge_features`` (messages without a_e). Inputs and outputs are the ONNX contract v1
+(ARCHITECTURE.md §5).
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 
 import torch
 from torch import nn
 
+from ..features import ALWAYS, NEVER, feature_gates
 from .layers import RelationalGraphConv, StackedGraphConv
+
+LOAD_FEATURES = ("requests_per_s", "out_calls_per_s")
+
+
+def feature_load_mask(names: Sequence[str] | None, num_features: int) -> torch.Tensor:
+    """[F] 1 for what a node's load and identity are (kind one-hots, presence flags, request and
+    call rates), 0 for its performance (latencies, errors, gaps, resource use)."""
+    if names is None:
+        return torch.zeros(num_features)
+    return torch.tensor(
+        [
+            float(n.startswith("kind_") or n.endswith("_present") or n in LOAD_FEATURES)
+            for n in names
+        ]
+    )
 
 
 def sinusoidal_positions(t: int, dim: int, device: torch.device | None = None) -> torch.Tensor:
@@ -60,21 +99,118 @@ class Detector(nn.Module):
         heads: int = 4,
         layers: int = 2,
         dropout: float = 0.0,
+        feature_names: Sequence[str] | None = None,
+        use_graph: bool = True,
+        use_temporal: bool = True,
+        use_fusion: bool = True,
+        use_edge_features: bool = True,
+        conditional: bool = True,
+        current_callers: bool = False,
     ) -> None:
         super().__init__()
         if dim % 2:
             raise ValueError("dim must be even (sinusoidal positions)")
+        if feature_names is not None and len(feature_names) != num_features:
+            raise ValueError(f"{len(feature_names)} feature names for {num_features} features")
         self.dim = dim
+        self.use_graph = use_graph
+        self.use_temporal = use_temporal
+        self.use_fusion = use_fusion
+        edge_dim = edge_features if use_edge_features else 0
+        gates = feature_gates(feature_names) if feature_names else [ALWAYS] * num_features
+        self.register_buffer("always", torch.tensor([float(g == ALWAYS) for g in gates]))
+        self.register_buffer("gated", torch.tensor([float(g >= 0) for g in gates]))
+        self.register_buffer("gate_index", torch.tensor([max(g, 0) for g in gates]))
         self.embed = nn.Linear(num_features, dim)
-        self.gcn = StackedGraphConv(dim, hops, edge_features, dropout)
-        self.neigh = RelationalGraphConv(dim, dim, edge_features, self_loop=False)
+        self.gcn = StackedGraphConv(dim, hops, edge_dim, dropout) if use_graph else None
+        self.neigh = RelationalGraphConv(dim, dim, edge_dim, self_loop=False) if use_graph else None
         self.query = nn.Parameter(torch.zeros(dim))
         enc = nn.TransformerEncoderLayer(dim, heads, 2 * dim, dropout, batch_first=True)
-        self.temporal = nn.TransformerEncoder(enc, layers)
+        self.temporal = nn.TransformerEncoder(enc, layers) if use_temporal else None
+        self.pool = None if use_temporal else nn.Linear(dim, dim)
         self.gate = nn.Linear(2 * dim, dim)
         self.pred = nn.Linear(dim, num_features)
         self.scale = nn.Linear(dim, num_features)
-        self.score = nn.Sequential(nn.Linear(num_features, dim), nn.GELU(), nn.Linear(dim, 1))
+        # conditional path: the node's performance now from its load now and its callees' states
+        # (no history, no own performance): a reference that a sustained fault cannot shift
+        load = feature_load_mask(feature_names, num_features)
+        self.register_buffer("load", load)
+        self.cond_embed = nn.Linear(num_features, dim) if conditional else None
+        self.cond = (
+            nn.Sequential(nn.Linear(2 * dim, dim), nn.GELU(), nn.Linear(dim, dim), nn.GELU())
+            if conditional
+            else None
+        )
+        self.cond_pred = nn.Linear(dim, num_features) if conditional else None
+        self.cond_scale = nn.Linear(dim, num_features) if conditional else None
+        paths = 2 if conditional else 1
+        self.score = nn.Sequential(
+            nn.Linear(paths * num_features, dim), nn.GELU(), nn.Linear(dim, 1)
+        )
+
+    def scored(self, x_last: torch.Tensor) -> torch.Tensor:
+        """s [N, F]: 1 where the deviation of feature f of node n counts (features.py)."""
+        gate_on = (x_last.index_select(1, self.gate_index) > 0).to(x_last.dtype)
+        return self.always + self.gated * gate_on
+
+    def predict(
+        self,
+        node_features: torch.Tensor,
+        node_mask: torch.Tensor,
+        edge_index: torch.Tensor,
+        edge_weight: torch.Tensor,
+        edge_features: torch.Tensor,
+    ) -> tuple[torch.Tensor, list[tuple[torch.Tensor, torch.Tensor]], torch.Tensor]:
+        """(x_{T-1} masked, [(x̂, σ̂) per path], s), each [N, F]: the predictions of the current
+        window (history + neighbours; and, with ``conditional``, its load and callees)."""
+        t, n, _ = node_features.shape
+        m = node_mask.unsqueeze(-1)
+        x = node_features * m  # what an absent node carries never matters
+        h = torch.nn.functional.gelu(self.embed(x)) * m  # [T, N, d]
+        if self.gcn is not None:
+            u = h + self.gcn(h, node_mask, edge_index, edge_weight, edge_features)
+        else:
+            u = h
+        hist = u[:-1]  # [T-1, N, d]
+        if self.temporal is not None:
+            pos = sinusoidal_positions(t, self.dim, x.device)  # [T, d]
+            query = self.query.view(1, 1, -1).expand(1, n, self.dim)
+            tokens = (torch.cat([hist, query], 0) + pos.unsqueeze(1)).transpose(0, 1)  # [N,T,d]
+            pad = torch.cat([node_mask[:-1] < 0.5, torch.zeros_like(node_mask[-1:]) > 0.5], 0)
+            b = self.temporal(tokens, src_key_padding_mask=pad.transpose(0, 1))[:, -1]
+        else:
+            present = node_mask[:-1].unsqueeze(-1)
+            mean = (hist * present).sum(0) / present.sum(0).clamp(min=1.0)
+            b = torch.nn.functional.gelu(self.pool(mean + self.query))
+        if self.neigh is not None:
+            c = self.neigh(h[-1:], edge_index, edge_weight[-1:], edge_features[-1:]).squeeze(0)
+        else:
+            c = torch.zeros_like(b)
+        if self.use_fusion:
+            g = torch.sigmoid(self.gate(torch.cat([b, c], -1)))
+            z = g * b + (1.0 - g) * c
+        else:
+            z = 0.5 * (b + c)
+        x_hat = self.pred(z)
+        sigma = torch.nn.functional.softplus(self.scale(z)) + 1e-3
+        out = [(x_hat, sigma)]
+        if (
+            self.cond_embed is not None
+            and self.cond is not None
+            and self.cond_pred is not None
+            and self.cond_scale is not None
+        ):
+            own = torch.nn.functional.gelu(self.cond_embed(x[-1] * self.load))
+            zc = self.cond(torch.cat([own, c], -1))
+            out.append(
+                (self.cond_pred(zc), torch.nn.functional.softplus(self.cond_scale(zc)) + 1e-3)
+            )
+        s = self.scored(x[-1]) * node_mask[-1].unsqueeze(-1)
+        return x[-1], out, s
+
+    def score_logit(self, devs: list[torch.Tensor]) -> torch.Tensor:
+        """MLP(log1p([c; c_rec])) [N]: the learned nonlinear map from deviations to a logit."""
+        return self.score(torch.log1p(torch.cat(devs, -1))).squeeze(-1)
 
     def forward(
         self,
@@ -85,29 +221,14 @@ class Detector(nn.Module):
         edge_features: torch.Tensor,
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """[T,N,F], [T,N], i64 [2,E], [T,E], [T,E,Fe] -> anomaly_score [N], contribution [N,F]."""
-        t, n, _ = node_features.shape
-        m = node_mask.unsqueeze(-1)
-        x = node_features * m  # what an absent node carries never matters
-        h = torch.nn.functional.gelu(self.embed(x)) * m  # [T, N, d]
-        s = self.gcn(h, node_mask, edge_index, edge_weight, edge_features)  # [T, N, d]
-        pos = sinusoidal_positions(t, self.dim, x.device)  # [T, d]
-        hist = (h + s)[:-1]  # [T-1, N, d]
-        query = self.query.view(1, 1, -1).expand(1, n, self.dim)
-        tokens = torch.cat([hist, query], 0) + pos.unsqueeze(1)  # [T, N, d]
-        tokens = tokens.transpose(0, 1)  # [N, T, d]
-        pad = torch.cat([node_mask[:-1] < 0.5, torch.zeros_like(node_mask[-1:]) > 0.5], 0)
-        b = self.temporal(tokens, src_key_padding_mask=pad.transpose(0, 1))[:, -1]  # [N, d]
-        c = self.neigh(h[-1:], edge_index, edge_weight[-1:], edge_features[-1:]).squeeze(
-            0
-        )  # [N, d]
-        g = torch.sigmoid(self.gate(torch.cat([b, c], -1)))
-        z = g * b + (1.0 - g) * c
-        x_hat = self.pred(z)
-        sigma = torch.nn.functional.softplus(self.scale(z)) + 1e-3
-        m_last = node_mask[-1].unsqueeze(-1)  # [N, 1]
-        r = (x[-1] - x_hat) / sigma * m_last
-        contrib = r * r  # [N, F]
-        score = torch.nn.functional.softplus(self.score(torch.log1p(contrib))).squeeze(-1)
-        score = score * node_mask[-1]
+        x_last, paths, s = self.predict(
+            node_features, node_mask, edge_index, edge_weight, edge_features
+        )
+        devs = [((x_last - x_hat) / sigma * s) ** 2 for x_hat, sigma in paths]  # [N, F] each
+        score = torch.nn.functional.softplus(self.score_logit(devs)) * node_mask[-1]
+        contrib = devs[0] if len(devs) == 1 else devs[0] + devs[1]
         share = contrib / (contrib.sum(-1, keepdim=True) + 1e-6)
         return score, share
+
+
+__all__ = ["NEVER", "Detector", "sinusoidal_positions"]

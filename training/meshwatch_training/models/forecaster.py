@@ -15,13 +15,19 @@ node features of window t = 0..T-1, m_t the node mask and τ_t = window_start[t]
     h   = GRU(H_0..H_{T-1})  (per node)                                       (temporal)
     for h' = 1..H:  [ŷ₅₀, δ⁻, δ⁺] = MLP([h; φ(τ_{T-1} + h'·Δ)])               (Δ = window seconds)
       q₅₀ = ŷ₅₀,  q_lo = ŷ₅₀ - softplus(δ⁻),  q_hi = ŷ₅₀ + softplus(δ⁺)      (quantiles, ordered)
+    q ← clip(q, −10, 10)              (a median 10 input standard deviations away is an artefact)
     forecast = g(μ_j + σ_j q₅₀),  interval = g(μ_j + σ_j [q_lo, q_hi])      (normalisation undone)
 
 where j is the node feature that carries target m (request_rate ← requests_per_s, latency_p90_ms ←
 latency_p90_ms, latency_p99_ms ← latency_p99_ms, error_ratio ← error_ratio) and g inverts that
 feature's transform (expm1 for log1p, clip to [0, 1] for ratios), so outputs are on the original
-scale of the dataset's ``targets``. Training objective (next increment): pinball loss at the three
-quantiles on masked targets. Inputs and outputs are the ONNX contract v1 (ARCHITECTURE.md §5).
+scale of the dataset's ``targets``. Training objective (train.py): pinball loss at the quantiles
+(0.5, 0.1, 0.9) for (q₅₀, q_lo, q_hi), on the normalised transformed targets
+ỹ = (T_j(y) − μ_j)/σ_j of the next H windows, where the target is defined (``target_mask``) — so
+[q_lo, q_hi] is an 80 % prediction interval. Ablations (benchmark): ``use_graph`` (no graph
+convolution: GRU-only), ``use_temporal`` (no GRU: the last slice's graph-convolved state,
+GCN-only). Inputs and outputs are the ONNX contract v1 (ARCHITECTURE.md §5); in training,
+``window_start`` may also be [T, N] (per node: samples of different times batched together).
 """
 
 from __future__ import annotations
@@ -41,6 +47,10 @@ SCHEMA_V1_TARGETS: tuple[tuple[int, str], ...] = (
     (10, "log1p"),  # latency_p99_ms
     (7, "ratio"),  # error_ratio
 )
+
+
+LOG1P_CAP = 30.0  # largest log1p value a forecast is mapped back from
+Z_CAP = 10.0  # largest |normalised quantile| (input standard deviations from the input mean)
 
 
 class TimeEncoding(nn.Module):
@@ -86,8 +96,12 @@ class Forecaster(nn.Module):
         hops: int = 2,
         learned_frequencies: int = 8,
         sigma_min: float = 0.05,
+        use_graph: bool = True,
+        use_temporal: bool = True,
     ) -> None:
         super().__init__()
+        self.use_graph = use_graph
+        self.use_temporal = use_temporal
         self.horizon = horizon
         self.window_s = int(window_s)
         self.sigma_min = sigma_min
@@ -100,11 +114,58 @@ class Forecaster(nn.Module):
         self.num_targets = len(targets)
         self.time = TimeEncoding(learned_frequencies)
         self.embed = nn.Linear(num_features + 1 + self.time.dim, dim)
-        self.gcn = StackedGraphConv(dim, hops, edge_features)
-        self.gru = nn.GRU(dim, dim)
+        self.gcn = StackedGraphConv(dim, hops, edge_features) if use_graph else None
+        self.gru = nn.GRU(dim, dim) if use_temporal else None
+        self.last = None if use_temporal else nn.Linear(dim, dim)
         self.head = nn.Sequential(
             nn.Linear(dim + self.time.dim, dim), nn.GELU(), nn.Linear(dim, 3 * self.num_targets)
         )
+
+    def quantiles(
+        self,
+        node_features: torch.Tensor,
+        node_mask: torch.Tensor,
+        edge_index: torch.Tensor,
+        edge_weight: torch.Tensor,
+        edge_features: torch.Tensor,
+        window_start: torch.Tensor,
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(q [H, N, M, 3] normalised (q₅₀, q_lo, q_hi), μ_target [N, M], σ_target [N, M])."""
+        t, n, _ = node_features.shape
+        m = node_mask.unsqueeze(-1)
+        cnt = m.sum(0).clamp(min=1.0)  # [N, 1]
+        mu = (node_features * m).sum(0) / cnt  # [N, F]
+        var = (((node_features - mu) * m) ** 2).sum(0) / cnt
+        sigma = torch.sqrt(var + 1e-12).clamp(min=self.sigma_min)
+        xn = (node_features - mu) / sigma * m
+        phi = self.time(window_start)  # [T, P] or [T, N, P]
+        if phi.dim() == 2:
+            phi = phi.unsqueeze(1).expand(t, n, phi.shape[-1])
+        h = torch.nn.functional.gelu(self.embed(torch.cat([xn, m, phi], -1))) * m
+        if self.gcn is not None:
+            h = self.gcn(h, node_mask, edge_index, edge_weight, edge_features)
+        if self.gru is not None:
+            _, last = self.gru(h)  # [1, N, d]
+            last = last.squeeze(0)
+        else:
+            last = torch.nn.functional.gelu(self.last(h[-1]))
+        steps = torch.arange(1, self.horizon + 1, dtype=torch.long, device=window_start.device)
+        if window_start.dim() == 1:
+            phi_f = self.time(window_start[-1] + steps * self.window_s)  # [H, P]
+            phi_f = phi_f.unsqueeze(1).expand(self.horizon, n, phi_f.shape[-1])
+        else:
+            phi_f = self.time(window_start[-1].unsqueeze(0) + steps.unsqueeze(1) * self.window_s)
+        z = torch.cat([last.unsqueeze(0).expand(self.horizon, n, last.shape[-1]), phi_f], -1)
+        out = self.head(z).view(self.horizon, n, self.num_targets, 3)
+        q50 = out[..., 0]
+        lo = q50 - torch.nn.functional.softplus(out[..., 1])
+        hi = q50 + torch.nn.functional.softplus(out[..., 2])
+        mu_t = mu.index_select(1, self.target_index)  # [N, M]
+        sd_t = sigma.index_select(1, self.target_index)
+        # a forecast more than Z_CAP input standard deviations from the input mean is an
+        # extrapolation artefact, not a median: bound it (both in training and at serving)
+        q = torch.stack([q50, lo, hi], -1).clamp(-Z_CAP, Z_CAP)
+        return q, mu_t, sd_t
 
     def forward(
         self,
@@ -116,36 +177,20 @@ class Forecaster(nn.Module):
         window_start: torch.Tensor,
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Contract inputs -> forecast [H, N, M], forecast_interval [H, N, M, 2] (lower, upper)."""
-        t, n, _ = node_features.shape
-        m = node_mask.unsqueeze(-1)
-        cnt = m.sum(0).clamp(min=1.0)  # [N, 1]
-        mu = (node_features * m).sum(0) / cnt  # [N, F]
-        var = (((node_features - mu) * m) ** 2).sum(0) / cnt
-        sigma = torch.sqrt(var + 1e-12).clamp(min=self.sigma_min)
-        xn = (node_features - mu) / sigma * m
-        phi = self.time(window_start)  # [T, P]
-        inp = torch.cat([xn, m, phi.unsqueeze(1).expand(t, n, phi.shape[-1])], -1)
-        h = torch.nn.functional.gelu(self.embed(inp)) * m
-        h = self.gcn(h, node_mask, edge_index, edge_weight, edge_features)
-        _, last = self.gru(h)  # [1, N, d]
-        last = last.squeeze(0)
-        steps = torch.arange(1, self.horizon + 1, dtype=torch.long, device=window_start.device)
-        phi_f = self.time(window_start[-1] + steps * self.window_s)  # [H, P]
-        z = torch.cat(
-            [
-                last.unsqueeze(0).expand(self.horizon, n, last.shape[-1]),
-                phi_f.unsqueeze(1).expand(self.horizon, n, phi_f.shape[-1]),
-            ],
-            -1,
+        qn, mu_t, sd_t = self.quantiles(
+            node_features, node_mask, edge_index, edge_weight, edge_features, window_start
         )
-        out = self.head(z).view(self.horizon, n, self.num_targets, 3)
-        q50 = out[..., 0]
-        lo = q50 - torch.nn.functional.softplus(out[..., 1])
-        hi = q50 + torch.nn.functional.softplus(out[..., 2])
-        mu_t = mu.index_select(1, self.target_index)  # [N, M]
-        sd_t = sigma.index_select(1, self.target_index)
-        q = torch.stack([q50, lo, hi], -1) * sd_t.unsqueeze(-1) + mu_t.unsqueeze(-1)  # [H,N,M,3]
+        q = qn * sd_t.unsqueeze(-1) + mu_t.unsqueeze(-1)  # [H, N, M, 3]
         log1p = self.target_log1p.view(1, 1, -1, 1)
-        inv_log1p = torch.exp(q.clamp(min=0.0)) - 1.0  # expm1 has no ONNX export in torch 1.13
+        # expm1 has no ONNX export in torch 1.13; the cap (e^30 ≈ 1e13) keeps outputs finite
+        inv_log1p = torch.exp(q.clamp(min=0.0, max=LOG1P_CAP)) - 1.0
         q = torch.where(log1p, inv_log1p, q.clamp(0.0, 1.0))
         return q[..., 0], q[..., 1:]
+
+    def normalise_targets(
+        self, targets: torch.Tensor, mu_t: torch.Tensor, sd_t: torch.Tensor
+    ) -> torch.Tensor:
+        """ỹ = (T_j(y) − μ_j)/σ_j for raw targets [H, N, M] (the loss's space)."""
+        log1p = self.target_log1p.view(1, 1, -1)
+        y = torch.where(log1p, torch.log1p(targets.clamp(min=0.0)), targets)
+        return (y - mu_t) / sd_t

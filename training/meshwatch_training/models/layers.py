@@ -39,14 +39,20 @@ class RelationalGraphConv(nn.Module):
     """One hop of caller→callee and callee→caller message passing over ``edge_index``."""
 
     def __init__(
-        self, dim_in: int, dim_out: int, edge_dim: int = 0, self_loop: bool = True
+        self,
+        dim_in: int,
+        dim_out: int,
+        edge_dim: int = 0,
+        self_loop: bool = True,
+        callers: bool = True,
     ) -> None:
         super().__init__()
         self.self_loop = self_loop
+        self.callers = callers  # False: only callee -> caller messages (a node hears its callees)
         self.w_self = nn.Linear(dim_in, dim_out) if self_loop else None
-        self.w_fwd = nn.Linear(dim_in, dim_out, bias=not self_loop)
-        self.w_bwd = nn.Linear(dim_in, dim_out, bias=False)
-        self.u_fwd = nn.Linear(edge_dim, dim_out, bias=False) if edge_dim > 0 else None
+        self.w_fwd = nn.Linear(dim_in, dim_out, bias=False) if callers else None
+        self.w_bwd = nn.Linear(dim_in, dim_out, bias=not self_loop)
+        self.u_fwd = nn.Linear(edge_dim, dim_out, bias=False) if edge_dim > 0 and callers else None
         self.u_bwd = nn.Linear(edge_dim, dim_out, bias=False) if edge_dim > 0 else None
 
     def forward(
@@ -60,18 +66,20 @@ class RelationalGraphConv(nn.Module):
         n = x.shape[1]
         caller, callee = edge_index[0], edge_index[1]
         w = edge_weight.unsqueeze(-1)  # [T, E, 1]
-        # caller -> callee: the callee aggregates its callers' states.
-        msg_f = self.w_fwd(x).index_select(1, caller)
-        msg_b = self.w_bwd(x).index_select(1, callee)
-        if edge_features is not None and self.u_fwd is not None and self.u_bwd is not None:
-            msg_f = msg_f + self.u_fwd(edge_features)
-            msg_b = msg_b + self.u_bwd(edge_features)
         ones = w.expand(-1, -1, 1)
-        deg_in = scatter_sum(ones, callee, n).clamp(min=1.0)
+        # callee -> caller: the caller aggregates its callees' states.
+        msg_b = self.w_bwd(x).index_select(1, callee)
+        if edge_features is not None and self.u_bwd is not None:
+            msg_b = msg_b + self.u_bwd(edge_features)
         deg_out = scatter_sum(ones, caller, n).clamp(min=1.0)
-        out = (
-            scatter_sum(msg_f * w, callee, n) / deg_in + scatter_sum(msg_b * w, caller, n) / deg_out
-        )
+        out = scatter_sum(msg_b * w, caller, n) / deg_out
+        if self.w_fwd is not None:
+            # caller -> callee: the callee aggregates its callers' states.
+            msg_f = self.w_fwd(x).index_select(1, caller)
+            if edge_features is not None and self.u_fwd is not None:
+                msg_f = msg_f + self.u_fwd(edge_features)
+            deg_in = scatter_sum(ones, callee, n).clamp(min=1.0)
+            out = out + scatter_sum(msg_f * w, callee, n) / deg_in
         if self.w_self is not None:
             out = out + self.w_self(x)
         return out
@@ -95,7 +103,7 @@ class StackedGraphConv(nn.Module):
         edge_features: torch.Tensor | None = None,
     ) -> torch.Tensor:
         m = node_mask.unsqueeze(-1)
-        for conv, norm in zip(self.layers, self.norms):
+        for conv, norm in zip(self.layers, self.norms, strict=False):
             x = norm(x + self.dropout(torch.relu(conv(x, edge_index, edge_weight, edge_features))))
             x = x * m  # absent nodes send nothing at the next hop
         return x
