@@ -124,9 +124,14 @@ def write_model_card(directory: pathlib.Path, manifest: dict[str, Any]) -> pathl
             + ("**shipped**." if v["shipped"] else "not shipped (does not hold up).")
         )
     metrics = manifest.get("metrics") or {}
-    if metrics:
-        lines += ["", "## Evaluation", ""]
-        lines += [f"- {k}: {_fmt(v)}" for k, v in metrics.items()]
+    lines += ["", "## Evaluation", ""]
+    lines += [f"- {k}: {_fmt(v)}" for k, v in metrics.items()]
+    lines.append(
+        "- The benchmark (`python -m meshwatch_training benchmark`, `scripts/benchmark-models.sh`) "
+        "trains the same configuration on a train range and scores a later test range against "
+        "baselines and ablations: docs/models.md and docs/reports/ give the numbers, including "
+        "where this model loses."
+    )
     lines += ["", "## Limits", ""] + [f"- {x}" for x in LIMITS[kind]] + [""]
     path = directory / "MODEL_CARD.md"
     path.write_text("\n".join(lines))

@@ -15,7 +15,8 @@ node features of window t = 0..T-1, m_t the node mask and τ_t = window_start[t]
     h   = GRU(H_0..H_{T-1})  (per node)                                       (temporal)
     for h' = 1..H:  [ŷ₅₀, δ⁻, δ⁺] = MLP([h; φ(τ_{T-1} + h'·Δ)])               (Δ = window seconds)
       q₅₀ = ŷ₅₀,  q_lo = ŷ₅₀ - softplus(δ⁻),  q_hi = ŷ₅₀ + softplus(δ⁺)      (quantiles, ordered)
-    q ← clip(q, −10, 10)              (a median 10 input standard deviations away is an artefact)
+    q ← clip(q, (min_t x_tj − 2.3 − μ_j)/σ_j, (max_t x_tj + 2.3 − μ_j)/σ_j)   (at most ≈10× beyond
+                                          the input windows' range: further is an artefact)
     forecast = g(μ_j + σ_j q₅₀),  interval = g(μ_j + σ_j [q_lo, q_hi])      (normalisation undone)
 
 where j is the node feature that carries target m (request_rate ← requests_per_s, latency_p90_ms ←
@@ -50,7 +51,7 @@ SCHEMA_V1_TARGETS: tuple[tuple[int, str], ...] = (
 
 
 LOG1P_CAP = 30.0  # largest log1p value a forecast is mapped back from
-Z_CAP = 10.0  # largest |normalised quantile| (input standard deviations from the input mean)
+RANGE_MARGIN = 2.3  # how far (transformed units) a forecast may leave the input windows' range
 
 
 class TimeEncoding(nn.Module):
@@ -162,9 +163,18 @@ class Forecaster(nn.Module):
         hi = q50 + torch.nn.functional.softplus(out[..., 2])
         mu_t = mu.index_select(1, self.target_index)  # [N, M]
         sd_t = sigma.index_select(1, self.target_index)
-        # a forecast more than Z_CAP input standard deviations from the input mean is an
-        # extrapolation artefact, not a median: bound it (both in training and at serving)
-        q = torch.stack([q50, lo, hi], -1).clamp(-Z_CAP, Z_CAP)
+        # A median more than RANGE_MARGIN (transformed units: ×e^2.3 ≈ ×10 for log1p targets)
+        # beyond the range of the input windows is an extrapolation artefact: bound it, in
+        # training and at serving alike.
+        xt = node_features.index_select(2, self.target_index)  # [T, N, M]
+        big = torch.full_like(xt, 1e9)
+        hi_x = torch.where(m > 0, xt, -big).max(0).values  # [N, M]
+        lo_x = torch.where(m > 0, xt, big).min(0).values
+        seen = (m.sum(0) > 0).to(xt.dtype)  # [N, 1]: nodes with no input window keep μ = 0
+        hi_b = ((hi_x * seen + RANGE_MARGIN - mu_t) / sd_t).unsqueeze(0).unsqueeze(-1)
+        lo_b = ((lo_x * seen - RANGE_MARGIN - mu_t) / sd_t).unsqueeze(0).unsqueeze(-1)
+        q = torch.stack([q50, lo, hi], -1)
+        q = torch.minimum(torch.maximum(q, lo_b), hi_b)
         return q, mu_t, sd_t
 
     def forward(
