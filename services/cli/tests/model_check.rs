@@ -4,26 +4,10 @@
 //! Needs the ONNX Runtime library: `export ORT_DYLIB_PATH="$(scripts/install-ort.sh)"`; without
 //! it the tests fail (they never skip).
 
-use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use anyhow::{Context, Result, bail, ensure};
-
-fn artifact(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../models")
-        .join(name)
-}
-
-fn library() -> Result<PathBuf> {
-    match std::env::var_os("ORT_DYLIB_PATH") {
-        Some(path) if !path.is_empty() => Ok(PathBuf::from(path)),
-        _ => bail!(
-            "ORT_DYLIB_PATH is not set: these tests need ONNX Runtime; run \
-             `export ORT_DYLIB_PATH=\"$(scripts/install-ort.sh)\"` first"
-        ),
-    }
-}
+use anyhow::{Context, Result, ensure};
+use meshwatch_testkit::models::{artifact, copy_artifact, ort_library};
 
 fn meshwatch(args: &[&std::ffi::OsStr]) -> Result<Output> {
     Command::new(env!("CARGO_BIN_EXE_meshwatch"))
@@ -32,21 +16,9 @@ fn meshwatch(args: &[&std::ffi::OsStr]) -> Result<Output> {
         .context("running meshwatch")
 }
 
-fn copy_artifact(name: &str) -> Result<tempfile::TempDir> {
-    let copy = tempfile::tempdir()?;
-    let dir = artifact(name);
-    for entry in std::fs::read_dir(&dir).with_context(|| format!("reading {}", dir.display()))? {
-        let entry = entry?;
-        if entry.file_type()?.is_file() {
-            std::fs::copy(entry.path(), copy.path().join(entry.file_name()))?;
-        }
-    }
-    Ok(copy)
-}
-
 #[test]
 fn the_committed_detector_passes() -> Result<()> {
-    let library = library()?;
+    let library = ort_library()?;
     let dir = artifact("detector");
     let output = meshwatch(&["model".as_ref(), "check".as_ref(), dir.as_os_str()])?;
     let stdout = String::from_utf8_lossy(&output.stdout);
@@ -88,7 +60,7 @@ fn the_committed_detector_passes() -> Result<()> {
 
 #[test]
 fn a_tampered_parity_output_fails_with_the_worst_element() -> Result<()> {
-    library()?;
+    ort_library()?;
     let copy = copy_artifact("detector")?;
     let path = copy.path().join("parity.json");
     let mut parity: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&path)?)?;
@@ -113,7 +85,7 @@ fn a_tampered_parity_output_fails_with_the_worst_element() -> Result<()> {
 
 #[test]
 fn a_tampered_manifest_is_refused() -> Result<()> {
-    library()?;
+    ort_library()?;
     let copy = copy_artifact("detector")?;
     let path = copy.path().join("manifest.json");
     let mut manifest: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&path)?)?;

@@ -13,29 +13,12 @@ use meshwatch_model::parity::{self, ParityFile};
 use meshwatch_model::{
     LoadOptions, Model, ModelError, ModelInputs, ModelKind, ModelOutputs, ShapeError,
 };
+use meshwatch_testkit::models::{artifact, copy_artifact, ort_library};
 use ndarray::{Array1, Array2, Array3};
-
-/// `models/<name>` at the repository root.
-fn artifact(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../models")
-        .join(name)
-}
-
-/// The ONNX Runtime library from `ORT_DYLIB_PATH`; an error (never a skip) without it.
-fn library() -> Result<PathBuf> {
-    match std::env::var_os("ORT_DYLIB_PATH") {
-        Some(path) if !path.is_empty() => Ok(PathBuf::from(path)),
-        _ => bail!(
-            "ORT_DYLIB_PATH is not set: these tests need ONNX Runtime; run \
-             `export ORT_DYLIB_PATH=\"$(scripts/install-ort.sh)\"` first"
-        ),
-    }
-}
 
 fn options(kind: ModelKind) -> Result<LoadOptions> {
     Ok(LoadOptions {
-        library: Some(library()?),
+        library: Some(ort_library()?),
         kind: Some(kind),
         ..LoadOptions::default()
     })
@@ -44,19 +27,6 @@ fn options(kind: ModelKind) -> Result<LoadOptions> {
 fn load(kind: ModelKind) -> Result<Model> {
     let dir = artifact(kind.as_str());
     Model::load(&dir, &options(kind)?).with_context(|| format!("loading {}", dir.display()))
-}
-
-/// A copy of `models/<name>` (its files) in a temporary directory.
-fn copy_artifact(name: &str) -> Result<tempfile::TempDir> {
-    let copy = tempfile::tempdir()?;
-    let dir = artifact(name);
-    for entry in std::fs::read_dir(&dir).with_context(|| format!("reading {}", dir.display()))? {
-        let entry = entry?;
-        if entry.file_type()?.is_file() {
-            std::fs::copy(entry.path(), copy.path().join(entry.file_name()))?;
-        }
-    }
-    Ok(copy)
 }
 
 fn edit_json(path: &Path, edit: impl FnOnce(&mut serde_json::Value)) -> Result<()> {
@@ -412,7 +382,7 @@ fn a_second_library_in_the_same_process_is_refused() -> Result<()> {
     load(ModelKind::Detector)?;
     let dir = tempfile::tempdir()?;
     let other = dir.path().join("libonnxruntime.so.1.31.1");
-    std::fs::copy(library()?, &other)?;
+    std::fs::copy(ort_library()?, &other)?;
     let options = LoadOptions {
         library: Some(other),
         ..options(ModelKind::Detector)?

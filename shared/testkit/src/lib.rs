@@ -9,9 +9,11 @@
 //! - [`mod@python`]: the interpreter with the OpenTelemetry SDK (`MESHWATCH_PYTHON`, else the
 //!   project's cache venv) and a child-process runner with a timeout.
 //! - [`ports`]: free loopback ports, for processes whose `:0` ports cannot be read back.
+//! - [`models`]: the committed model artifacts and the ONNX Runtime library (`ORT_DYLIB_PATH`).
 //!
 //! A missing prerequisite is an error that says how to install it: tests fail, never skip.
 
+pub mod models;
 pub mod nats;
 pub mod ports;
 pub mod python;
