@@ -31,12 +31,13 @@ import subprocess
 import tempfile
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
 import torch
 
-from .config import Config, load_config
+from .config import Config, copy_config, load_config
 from .data import Dataset, Sample, collate
 from .evaluate import (
     ANOMALY_BASELINES,
@@ -229,34 +230,15 @@ def prepare_dataset(args: argparse.Namespace, work: pathlib.Path, log) -> tuple[
 
 def grid_sample(tl: Timeline, end_ms: int, length: int, drop_traceless: bool) -> Sample:
     """The ``length`` grid windows ending at ``end_ms`` as a Sample (missing windows masked)."""
-    ms = end_ms - np.arange(length - 1, -1, -1, dtype=np.int64) * tl.window_ms
-    idx = np.asarray(tl.window_index(ms, ms=True), dtype=np.int64)
-    have = idx >= 0
-    if drop_traceless:
-        have &= tl.has_spans[np.where(have, idx, 0)]
-    src = np.where(have, idx, 0)
-
-    def take(a: np.ndarray) -> np.ndarray:
-        out = a[src].copy()
-        out[~have] = 0
-        return out
-
+    arrays = tl.sample_at(end_ms, length, spans_only=drop_traceless)
     return Sample(
         graph=tl.graph,
         shard="timeline",
-        start=int(src[0]),
+        start=0,
         node_names=tl.node_names,
         node_kind=tl.node_kind,
-        node_features=take(tl.node_features),
-        node_mask=take(tl.node_mask),
-        edge_index=tl.edge_index,
-        edge_weight=take(tl.edge_weight),
-        edge_features=take(tl.edge_features),
-        window_start=np.floor_divide(ms, 1000).astype(np.int64),
-        step_mask=take(tl.step_mask),
-        targets=take(tl.targets),
-        target_mask=take(tl.target_mask),
         labels={},
+        **arrays,
     )
 
 
@@ -508,12 +490,9 @@ def run_graph(
     for name in want:
         runs = []
         for k in range(max(1, args.seeds)):
-            cfg = load_config(None, [])
-            cfg.data, cfg.export = det_cfg.data, det_cfg.export
-            cfg.train = type(det_cfg.train)(
-                **{**vars(det_cfg.train), "seed": det_cfg.train.seed + k}
-            )
-            cfg.model = type(det_cfg.model)(**{**vars(det_cfg.model), **DETECTOR_ABLATIONS[name]})
+            cfg = copy_config(det_cfg)
+            cfg.train = replace(cfg.train, seed=det_cfg.train.seed + k)
+            cfg.model = replace(cfg.model, **DETECTOR_ABLATIONS[name])
             t0 = time.monotonic()
             result = train(cfg, dataset, samples)
             scores = score_windows(result.model, tl, train_m | test_m, t, drop)
@@ -524,11 +503,8 @@ def run_graph(
         detection[name] = merge_seeds(runs)
         _log_method(log, graph, detection[name])
         if name == "detector" and args.export_detector:
-            ecfg = load_config(None, [])
-            ecfg.data, ecfg.model, ecfg.train = det_cfg.data, det_cfg.model, det_cfg.train
-            ecfg.export = type(det_cfg.export)(
-                **{**vars(det_cfg.export), "out": args.export_detector}
-            )
+            ecfg = copy_config(det_cfg)
+            ecfg.export = replace(ecfg.export, out=args.export_detector)
             train_and_export(ecfg, dataset, log, metrics=_card_metrics(runs[0]), samples=samples)
     if "baselines" in methods:
         for name, fn in ANOMALY_BASELINES.items():
@@ -549,9 +525,8 @@ def run_forecast(tl, dataset, train_m, test_m, fc_cfg, drop, t, h, args, log) ->
     samples = training_samples(tl, train_m, t, h, drop)
     results: dict[str, Any] = {}
     for name, change in FORECASTER_VARIANTS.items():
-        cfg = load_config(None, [])
-        cfg.data, cfg.train, cfg.export = fc_cfg.data, fc_cfg.train, fc_cfg.export
-        cfg.model = type(fc_cfg.model)(**{**vars(fc_cfg.model), **change})
+        cfg = copy_config(fc_cfg)
+        cfg.model = replace(cfg.model, **change)
         t0 = time.monotonic()
         result = train(cfg, dataset, samples)
         pred = forecast_windows(result.model, tl, origins, t, h, drop)
@@ -561,11 +536,8 @@ def run_forecast(tl, dataset, train_m, test_m, fc_cfg, drop, t, h, args, log) ->
         }
         log(f"forecast {name}: {_fmt_fc(results[name]['metrics'])}")
         if name == "forecaster" and args.export_forecaster:
-            ecfg = load_config(None, [])
-            ecfg.data, ecfg.model, ecfg.train = fc_cfg.data, fc_cfg.model, fc_cfg.train
-            ecfg.export = type(fc_cfg.export)(
-                **{**vars(fc_cfg.export), "out": args.export_forecaster}
-            )
+            ecfg = copy_config(fc_cfg)
+            ecfg.export = replace(ecfg.export, out=args.export_forecaster)
             train_and_export(
                 ecfg, dataset, log, metrics=_fc_card_metrics(results[name]), samples=samples
             )

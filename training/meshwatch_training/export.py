@@ -158,6 +158,16 @@ def ort_outputs(sess, kind: str, case: dict[str, np.ndarray]) -> list[np.ndarray
     return sess.run(outputs, {k: case[k] for k in names})
 
 
+def _errors(g: np.ndarray, w: np.ndarray, atol: float, rtol: float):
+    """(|g − w|, atol + rtol·|w|) elementwise in f64; equal infinities have error 0 and an
+    infinite expectation adds no relative tolerance (an infinity matches only itself)."""
+    g64, w64 = g.astype(np.float64), w.astype(np.float64)
+    same_inf = np.isinf(g64) & (g64 == w64)
+    err = np.where(same_inf, 0.0, np.abs(g64 - w64))
+    tol = atol + rtol * np.where(np.isfinite(w64), np.abs(w64), 0.0)
+    return err, tol
+
+
 def compare(
     got: Sequence[np.ndarray], want: Sequence[np.ndarray], names: Sequence[str], atol, rtol
 ) -> tuple[float, list[str]]:
@@ -169,10 +179,7 @@ def compare(
             continue
         if g.size == 0:
             continue
-        g64, w64 = g.astype(np.float64), w.astype(np.float64)
-        same_inf = np.isinf(g64) & (g64 == w64)  # an infinity matches only itself
-        err = np.where(same_inf, 0.0, np.abs(g64 - w64))
-        tol = atol + rtol * np.where(np.isfinite(w64), np.abs(w64), 0.0)
+        err, tol = _errors(g, w, atol, rtol)
         bad = ~(err <= tol)
         worst = max(worst, float(np.nanmax(err)) if np.isfinite(err).any() else math.inf)
         if bad.any():
@@ -189,16 +196,12 @@ def compare(
 def tolerance_used(
     got: Sequence[np.ndarray], want: Sequence[np.ndarray], atol: float, rtol: float
 ) -> float:
-    """Largest |got − want| / (atol + rtol·|want|) over all elements (equal infinities: 0)."""
+    """Largest |got − want| / (atol + rtol·|want|) over all elements."""
     worst = 0.0
     for g, w in zip(got, want, strict=True):
-        if g.size == 0:
-            continue
-        g64, w64 = g.astype(np.float64), w.astype(np.float64)
-        same = g64 == w64
-        err = np.where(same, 0.0, np.abs(g64 - w64))
-        tol = atol + rtol * np.where(np.isfinite(w64), np.abs(w64), 0.0)
-        worst = max(worst, float(np.max(err / tol)))
+        if g.size:
+            err, tol = _errors(g, w, atol, rtol)
+            worst = max(worst, float(np.max(err / tol)))
     return worst
 
 

@@ -153,16 +153,26 @@ class Timeline:
         missing), plus step_mask [t], targets [t, N, M], target_mask [t, N, M]. A grid window the
         timeline does not hold is all zeros (mask 0), like a masked step.
         """
-        idx = self.history(w, t)
+        if not 0 <= w < self.num_windows:
+            raise IndexError(f"window {w} outside [0, {self.num_windows})")
+        return self.sample_at(int(self.window_start_ms[w]), t)
+
+    def sample_at(self, end_ms: int, t: int, spans_only: bool = False) -> dict[str, np.ndarray]:
+        """:meth:`sample` for the ``t`` grid windows ending at the window starting ``end_ms``,
+        which need not be in the timeline. ``spans_only``: windows without spans (``has_spans``
+        false) are zeroed like missing ones."""
+        ws_ms = end_ms - np.arange(t - 1, -1, -1, dtype=np.int64) * self.window_ms
+        idx = np.asarray(self.window_index(ws_ms, ms=True), dtype=np.int64)
         have = idx >= 0
         src = np.where(have, idx, 0)
+        if spans_only:
+            have &= self.has_spans[src]
 
         def take(a: np.ndarray) -> np.ndarray:
             out = a[src].copy()
             out[~have] = 0
             return out
 
-        ws_ms = self.window_start_ms[w] - np.arange(t - 1, -1, -1, dtype=np.int64) * self.window_ms
         return {
             "node_features": take(self.node_features),
             "node_mask": take(self.node_mask),

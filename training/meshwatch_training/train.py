@@ -33,6 +33,7 @@ from .config import Config
 from .data import Dataset, Sample, collate
 from .models import Detector, Forecaster
 from .ranges import parse_range
+from .timeline import compute_has_spans
 
 log = logging.getLogger("meshwatch_training.train")
 
@@ -57,14 +58,12 @@ def seed_everything(seed: int) -> None:
 
 
 def traceless_steps(s: Sample, names: Sequence[str]) -> np.ndarray:
-    """bool [T]: windows of the sample without trace data (no requests, calls or edges).
+    """bool [T]: windows of the sample without trace data (``timeline.compute_has_spans``).
 
     Datasets whose traces were cut to minutes around events (Nezha) have windows that carry only
     resource metrics; with ``data.drop_traceless`` they count as missing steps, not as traffic 0.
     """
-    traffic = s.node_features[..., _idx(names, "requests_per_s", "out_calls_per_s")] > 0
-    has = traffic.any(axis=(1, 2)) | (s.edge_weight > 0).any(axis=1)
-    return ~has | (s.step_mask <= 0)
+    return ~compute_has_spans(s.node_features, s.edge_weight, s.step_mask, list(names))
 
 
 def mask_traceless(s: Sample, names: Sequence[str]) -> Sample:

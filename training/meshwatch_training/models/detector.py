@@ -56,7 +56,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from ..features import ALWAYS, NEVER, feature_gates
+from ..features import ALWAYS, feature_gates
 from .layers import RelationalGraphConv, StackedGraphConv
 
 LOAD_FEATURES = ("requests_per_s", "out_calls_per_s")
@@ -231,4 +231,4 @@ class Detector(nn.Module):
         return score, share
 
 
-__all__ = ["NEVER", "Detector", "sinusoidal_positions"]
+__all__ = ["Detector", "sinusoidal_positions"]
