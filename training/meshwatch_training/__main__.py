@@ -1,4 +1,5 @@
-"""Command line: ``python -m meshwatch_training train|benchmark ...`` (docs/models.md)."""
+"""Command line: ``python -m meshwatch_training train|benchmark|latency|reexport ...``
+(docs/models.md, docs/benchmarks.md)."""
 
 from __future__ import annotations
 
@@ -51,6 +52,31 @@ def _benchmark(args: argparse.Namespace) -> int:
     return 0
 
 
+def _latency(args: argparse.Namespace) -> int:
+    from .latency import LatencyError, run_latency
+
+    try:
+        report = run_latency(args)
+    except LatencyError as e:
+        print(f"meshwatch-training: {e}", file=sys.stderr)
+        return 2
+    print(json.dumps(report))
+    return 0
+
+
+def _reexport(args: argparse.Namespace) -> int:
+    from .latency import LatencyError
+    from .reexport import ReexportError, run_reexport
+
+    try:
+        report = run_reexport(args)
+    except (ReexportError, LatencyError) as e:
+        print(f"meshwatch-training: {e}", file=sys.stderr)
+        return 2
+    print(json.dumps(report, indent=2))
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     p = argparse.ArgumentParser(prog="python -m meshwatch_training")
@@ -67,6 +93,20 @@ def main(argv: list[str] | None = None) -> int:
 
     add_arguments(b)
     b.set_defaults(func=_benchmark)
+    la = sub.add_parser(
+        "latency", help="PyTorch eager latency of a model artifact on given inputs (one JSON line)"
+    )
+    from .latency import add_arguments as add_latency_arguments
+
+    add_latency_arguments(la)
+    la.set_defaults(func=_latency)
+    r = sub.add_parser(
+        "reexport", help="export an artifact again with the current code and the same weights"
+    )
+    from .reexport import add_arguments as add_reexport_arguments
+
+    add_reexport_arguments(r)
+    r.set_defaults(func=_reexport)
     args = p.parse_args(argv)
     return int(args.func(args))
 

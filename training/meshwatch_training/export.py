@@ -265,6 +265,17 @@ def make_variant(src: pathlib.Path, name: str, dst: pathlib.Path) -> None:
         raise ValueError(f"unknown variant {name!r}")
 
 
+WEIGHTS_FILE = "weights.npz"
+
+
+def write_weights(model: torch.nn.Module, path: pathlib.Path) -> None:
+    """The model's state dict as a numpy ``.npz`` (no pickle): what re-exports and the PyTorch
+    latency reference (``latency.py``) load by name."""
+    state = {k: v.detach().cpu().numpy() for k, v in model.state_dict().items()}
+    with path.open("wb") as f:
+        np.savez(f, **state)
+
+
 def export_model(
     model: torch.nn.Module,
     kind: str,
@@ -286,8 +297,14 @@ def export_model(
     training: dict[str, Any] | None = None,
     metrics: dict[str, Any] | None = None,
     config: dict[str, Any] | None = None,
+    extra_cases: Sequence[tuple[str, dict[str, np.ndarray]]] = (),
+    provenance: dict[str, Any] | None = None,
 ) -> ExportInfo:
-    """Export, check, prove parity, write the artifact directory; raise ParityError on mismatch."""
+    """Export, check, prove parity, write the artifact directory; raise ParityError on mismatch.
+
+    ``extra_cases`` are more parity cases (name, inputs), e.g. the real graphs of an earlier
+    export; ``provenance`` is recorded in the manifest (``reexported_from``).
+    """
     if opset < 17:
         raise ValueError(f"opset {opset} < 17 (the contract's minimum)")
     out = pathlib.Path(out)
@@ -304,9 +321,12 @@ def export_model(
     for k, s in enumerate(list(real_samples)[:2]):
         if s.node_mask.shape[0] >= steps:
             cases.append((f"real-{k}-{s.graph}", sample_case(s, steps)))
+    cases += [(name, case) for name, case in extra_cases]
     names, outputs = _names(kind)
     onnx_path = out / "model.onnx"
     export_onnx(model, kind, onnx_path, cases[0][1], opset)
+    weights_path = out / WEIGHTS_FILE
+    write_weights(model, weights_path)
     sess = ort_session(onnx_path)
     parity_cases, failures, worst, used = [], [], 0.0, 0.0
     expected_all = []
@@ -445,6 +465,11 @@ def export_model(
             "onnxruntime_latency_ms": base_latency,
         },
         "variants": variant_entries,
+        "weights": {
+            "file": WEIGHTS_FILE,
+            "format": "numpy npz: the PyTorch state dict, by parameter name",
+            "sha256": _sha256(weights_path),
+        },
         "training": training or {},
         "metrics": metrics or {},
         "config": config or {},
@@ -452,5 +477,7 @@ def export_model(
         "producer": f"meshwatch-training {__version__} (torch {torch.__version__})",
         "created": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
     }
+    if provenance:
+        manifest["reexported_from"] = provenance
     (out / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
     return ExportInfo(out, manifest)

@@ -74,6 +74,22 @@ def write_model_card(directory: pathlib.Path, manifest: dict[str, Any]) -> pathl
         f"- File: `model.onnx`, {manifest['size_bytes']:,} bytes, sha256 `{manifest['sha256']}`.",
         f"- Produced by {manifest['producer']} at code revision `{manifest['code_revision']}` "
         f"on {manifest['created']}.",
+    ]
+    if re := manifest.get("reexported_from"):
+        lines.append(
+            f"- Re-exported (same weights, same function) from `model.onnx` sha256 "
+            f"`{re.get('sha256')}` of code revision `{re.get('code_revision')}`: weights "
+            f"{re.get('weights')}; the new file gives the old file's outputs on all of its parity "
+            "cases, so evaluations of the old file hold (`python -m meshwatch_training reexport`)."
+        )
+        while re := re.get("previous"):
+            lines.append(
+                f"  - which was re-exported from sha256 `{re.get('sha256')}` of code revision "
+                f"`{re.get('code_revision')}` (weights {re.get('weights')})."
+            )
+    if w := manifest.get("weights"):
+        lines.append(f"- Weights: `{w.get('file')}` ({w.get('format')}).")
+    lines += [
         "",
         "## Training data",
         "",

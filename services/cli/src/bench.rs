@@ -1,6 +1,7 @@
 //! `meshwatch bench`: throughput of the hot paths, single-threaded, on pre-encoded realistic
 //! requests (`docs/benchmarks.md` records the results and the machine).
 
+pub mod inference;
 pub mod simulator;
 
 use std::io::Write;
@@ -22,6 +23,9 @@ pub enum BenchCommand {
     Ingest(IngestBenchArgs),
     /// Simulator generation rate per topology.
     Simulator(simulator::SimulatorBenchArgs),
+    /// Model latency per graph size (service path, ONNX Runtime, PyTorch eager) and
+    /// micro-batching throughput.
+    Inference(inference::InferenceBenchArgs),
 }
 
 /// Arguments of `meshwatch bench ingest`.
@@ -52,6 +56,7 @@ pub fn run(cmd: &BenchCommand) -> anyhow::Result<()> {
     match cmd {
         BenchCommand::Ingest(args) => ingest(args),
         BenchCommand::Simulator(args) => simulator::run(args),
+        BenchCommand::Inference(args) => inference::run(args),
     }
 }
 

@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 
 /// How to get the ONNX Runtime library, for the messages that need it.
-pub const INSTALL_HINT: &str = "run scripts/install-ort.sh and set ORT_DYLIB_PATH to the path it prints, or set the library path in the config (meshwatch model check: --ort-library)";
+pub const INSTALL_HINT: &str = "run scripts/install-ort.sh and set ORT_DYLIB_PATH to the path it prints, or set the library path (services: model.library; meshwatch model check: --ort-library)";
 
 /// Everything that can go wrong loading or running a model artifact.
 #[derive(Debug, thiserror::Error)]
@@ -79,6 +79,14 @@ pub enum ModelError {
         provider: &'static str,
         message: String,
     },
+    /// No session of the pool became free within the bounded wait of [`crate::Model::run_within`].
+    #[error("all sessions of model {model} busy for {waited_ms} ms")]
+    Busy {
+        /// The model's name (from its manifest).
+        model: String,
+        /// How long the run waited for a session, ms.
+        waited_ms: u64,
+    },
     /// An ONNX Runtime call failed.
     #[error("onnx runtime: {context}: {message}")]
     Ort {
@@ -103,6 +111,12 @@ pub enum ModelError {
 }
 
 impl ModelError {
+    /// Whether the same call can succeed later without a change: only [`ModelError::Busy`]
+    /// (the pool was saturated, nothing is wrong with the model or the inputs).
+    pub fn is_retryable(&self) -> bool {
+        matches!(self, Self::Busy { .. })
+    }
+
     pub(crate) fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
         Self::Io {
             path: path.into(),

@@ -200,6 +200,10 @@ pub struct Manifest {
     /// Layout version of this document (1).
     pub format_version: u32,
     pub name: String,
+    /// The model's version as outputs name it; `None` (or empty): derived from the sha256 of
+    /// the model file (see [`crate::Model::version`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<String>,
     /// `"detector"` or `"forecaster"` (see [`Manifest::model_kind`]).
     pub kind: String,
     /// ONNX opset of the export.

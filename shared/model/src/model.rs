@@ -1,26 +1,33 @@
 //! A loaded model: manifest checked, file verified, ONNX Runtime sessions ready. Load once, run
-//! many times, from several threads.
+//! many times, from several threads: each run takes a session of the pool ([`Model::run`] waits
+//! for one without bound, [`Model::run_within`] gives up after a bounded wait).
 
 use std::borrow::Cow;
 use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, Instant};
 
 use ndarray::{Array, ArrayViewD, Dimension};
-use ort::session::builder::SessionBuilder;
 use ort::session::{Session, SessionInputValue, SessionOutputs};
-use ort::value::{TensorElementType, TensorRef, ValueType};
+use ort::value::TensorRef;
 use sha2::{Digest, Sha256};
 
 use crate::error::{ModelError, ShapeError};
 use crate::io::{InputDims, ModelInputs, ModelOutputs};
 use crate::manifest::{
-    ANOMALY_SCORE, DType, Dim, EDGE_FEATURES, EDGE_INDEX, EDGE_WEIGHT, FEATURE_CONTRIBUTION,
-    FORECAST, FORECAST_INTERVAL, FeatureSchema, MODEL_FILE, Manifest, ModelKind, NODE_FEATURES,
-    NODE_MASK, TensorSpec, WINDOW_START, artifact_file,
+    ANOMALY_SCORE, EDGE_FEATURES, EDGE_INDEX, EDGE_WEIGHT, FEATURE_CONTRIBUTION, FORECAST,
+    FORECAST_INTERVAL, FeatureSchema, MODEL_FILE, Manifest, ModelKind, NODE_FEATURES, NODE_MASK,
+    WINDOW_START, artifact_file,
 };
 use crate::runtime;
+
+mod graph;
+mod pool;
+mod provider;
+
+use graph::verify_session;
+use pool::{Checkout, Pool};
+use provider::register_provider;
 
 /// Where ONNX Runtime runs the model.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -29,7 +36,13 @@ pub enum ExecutionProvider {
     #[default]
     Cpu,
     /// An NVIDIA GPU (needs the `cuda` cargo feature and a CUDA build of ONNX Runtime).
-    Cuda { device_id: i32 },
+    Cuda {
+        /// The CUDA device ordinal.
+        device_id: i32,
+        /// Upper bound of the device memory arena, bytes; `None`: ONNX Runtime's default (no
+        /// limit).
+        memory_limit_bytes: Option<u64>,
+    },
 }
 
 impl ExecutionProvider {
@@ -52,7 +65,7 @@ pub struct LoadOptions {
     /// Where to run.
     pub execution_provider: ExecutionProvider,
     /// With an execution provider other than the CPU that cannot be registered: run on the CPU
-    /// (logged) instead of failing.
+    /// (logged at warn) instead of failing with [`ModelError::ExecutionProviderUnavailable`].
     pub fallback_to_cpu: bool,
     /// Threads per session within an operator; 0: ONNX Runtime's default (all cores). 1 was
     /// fastest for small graphs on 2 cores.
@@ -86,11 +99,22 @@ pub struct Model {
     kind: ModelKind,
     file: PathBuf,
     variant: Option<String>,
+    /// Hex sha256 of `file`, as computed at load.
+    sha256: String,
+    /// See [`Model::version`].
+    version: String,
     execution_provider: ExecutionProvider,
     node_features: usize,
     edge_features: usize,
-    sessions: Vec<Mutex<Session>>,
-    next: AtomicUsize,
+    pool: Pool,
+}
+
+/// A session of a model's pool held by a test; back in the pool when dropped. See
+/// [`Model::hold_session`].
+#[doc(hidden)]
+#[derive(Debug)]
+pub struct HeldSession<'a> {
+    _checkout: Checkout<'a>,
 }
 
 impl Model {
@@ -124,12 +148,17 @@ impl Model {
                 (file, variant.sha256.as_str())
             }
         };
-        verify_sha256(&file, sha256)?;
+        let sha256 = verify_sha256(&file, sha256)?;
+        let version = match manifest.version.as_deref() {
+            Some(version) if !version.is_empty() => version.to_owned(),
+            _ => format!("sha256:{}", sha256.get(..12).unwrap_or(&sha256)),
+        };
         let environment = runtime::environment(options.library.as_deref())?;
 
         let count = options.sessions.max(1);
         let prepacked = (count > 1).then(ort::session::builder::PrepackedWeights::new);
         let mut sessions = Vec::with_capacity(count);
+        // after a fallback the remaining sessions go straight to the cpu (one warning)
         let mut provider = options.execution_provider;
         for _ in 0..count {
             let mut builder = Session::builder(&environment)
@@ -145,7 +174,7 @@ impl Model {
                     .map_err(|e| ModelError::ort("sharing prepacked weights", e))?;
             }
             let (mut builder, used) =
-                register_provider(builder, options.execution_provider, options.fallback_to_cpu)?;
+                register_provider(builder, provider, options.fallback_to_cpu)?;
             provider = used;
             let session = builder
                 .commit_from_file(&file)
@@ -159,6 +188,7 @@ impl Model {
             model = %manifest.name,
             kind = %kind,
             file = %file.display(),
+            %version,
             execution_provider = provider.name(),
             sessions = count,
             "model loaded"
@@ -170,9 +200,10 @@ impl Model {
             kind,
             file,
             variant: options.variant.clone(),
+            sha256,
+            version,
             execution_provider: provider,
-            sessions: sessions.into_iter().map(Mutex::new).collect(),
-            next: AtomicUsize::new(0),
+            pool: Pool::new(sessions),
         })
     }
 
@@ -201,9 +232,67 @@ impl Model {
         self.execution_provider
     }
 
-    /// Checks `inputs` (see [`ModelInputs::validate`]) and runs the model.
+    /// The version that outputs name: the manifest's `version` when set and not empty, else
+    /// `sha256:` and the first 12 hex digits of the loaded file's sha256.
+    pub fn version(&self) -> &str {
+        &self.version
+    }
+
+    /// Hex sha256 (lowercase) of the loaded file (the variant's file for a variant).
+    pub fn sha256(&self) -> &str {
+        &self.sha256
+    }
+
+    /// Sessions in the pool: the runs that can go at once.
+    pub fn sessions(&self) -> usize {
+        self.pool.size()
+    }
+
+    /// Sessions not running right now.
+    pub fn free_sessions(&self) -> usize {
+        self.pool.free()
+    }
+
+    /// Checks `inputs` against this model: kind, node and edge feature counts, shapes (see
+    /// [`ModelInputs::validate`]).
+    pub fn validate(&self, inputs: &ModelInputs) -> Result<InputDims, ShapeError> {
+        inputs.validate(self.kind, self.node_features, self.edge_features)
+    }
+
+    /// Checks `inputs` (see [`ModelInputs::validate`]) and runs the model, waiting for a free
+    /// session as long as it takes.
     pub fn run(&self, inputs: &ModelInputs) -> Result<ModelOutputs, ModelError> {
-        let dims = inputs.validate(self.kind, self.node_features, self.edge_features)?;
+        self.run_waiting(inputs, None)
+    }
+
+    /// [`Model::run`], but waits at most `wait` for a free session:
+    /// [`ModelError::Busy`] when all of them stay busy that long. Inputs are checked before
+    /// the wait.
+    pub fn run_within(
+        &self,
+        inputs: &ModelInputs,
+        wait: Duration,
+    ) -> Result<ModelOutputs, ModelError> {
+        self.run_waiting(inputs, Some(wait))
+    }
+
+    /// Takes a free session out of the pool until the returned guard is dropped; `None` when
+    /// none is free. A test hook: it makes the pool busy without timing games.
+    #[doc(hidden)]
+    pub fn hold_session(&self) -> Option<HeldSession<'_>> {
+        self.pool
+            .take(Some(Duration::ZERO))
+            .map(|checkout| HeldSession {
+                _checkout: checkout,
+            })
+    }
+
+    fn run_waiting(
+        &self,
+        inputs: &ModelInputs,
+        wait: Option<Duration>,
+    ) -> Result<ModelOutputs, ModelError> {
+        let dims = self.validate(inputs)?;
         let node_features = inputs.node_features.as_standard_layout();
         let node_mask = inputs.node_mask.as_standard_layout();
         let edge_index = inputs.edge_index.as_standard_layout();
@@ -253,26 +342,19 @@ impl Model {
             ));
         }
 
-        let mut session = self.session();
+        let started = Instant::now();
+        // A panic during a run returns the session to the pool: ONNX Runtime keeps no state
+        // between runs that a half-finished Rust caller could corrupt.
+        let Some(mut session) = self.pool.take(wait) else {
+            return Err(ModelError::Busy {
+                model: self.manifest.name.clone(),
+                waited_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
+            });
+        };
         let outputs = session
             .run(values)
             .map_err(|e| ModelError::ort("running the model", e))?;
         self.collect(&outputs, dims)
-    }
-
-    /// A free session, or the next one in turn when all are busy.
-    fn session(&self) -> MutexGuard<'_, Session> {
-        for session in &self.sessions {
-            if let Ok(guard) = session.try_lock() {
-                return guard;
-            }
-        }
-        let i = self.next.fetch_add(1, Ordering::Relaxed) % self.sessions.len();
-        // A panic during a run leaves the session usable: ONNX Runtime keeps no state between
-        // runs that a half-finished Rust caller could corrupt.
-        self.sessions[i]
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
     }
 
     fn collect(
@@ -328,57 +410,12 @@ fn output<D: Dimension>(
         .map_err(|e| shape_error(e.to_string()))
 }
 
-fn register_provider(
-    builder: SessionBuilder,
-    requested: ExecutionProvider,
-    fallback_to_cpu: bool,
-) -> Result<(SessionBuilder, ExecutionProvider), ModelError> {
-    match requested {
-        ExecutionProvider::Cpu => Ok((builder, ExecutionProvider::Cpu)),
-        ExecutionProvider::Cuda { device_id } => match register_cuda(builder, device_id) {
-            (builder, None) => Ok((builder, requested)),
-            (builder, Some(message)) if fallback_to_cpu => {
-                tracing::warn!(%message, "cuda execution provider unavailable; running on the cpu");
-                Ok((builder, ExecutionProvider::Cpu))
-            }
-            (_, Some(message)) => Err(ModelError::ExecutionProviderUnavailable {
-                provider: "cuda",
-                message,
-            }),
-        },
-    }
-}
-
-/// Registers the CUDA execution provider; on failure the builder comes back unchanged with
-/// the reason.
-#[cfg(feature = "cuda")]
-fn register_cuda(builder: SessionBuilder, device_id: i32) -> (SessionBuilder, Option<String>) {
-    let cuda = ort::ep::CUDA::default()
-        .with_device_id(device_id)
-        .build()
-        .error_on_failure();
-    match builder.with_execution_providers([cuda]) {
-        Ok(builder) => (builder, None),
-        Err(error) => {
-            let message = error.to_string();
-            (error.recover(), Some(message))
-        }
-    }
-}
-
-#[cfg(not(feature = "cuda"))]
-fn register_cuda(builder: SessionBuilder, _device_id: i32) -> (SessionBuilder, Option<String>) {
-    (
-        builder,
-        Some("this build of meshwatch-model has no `cuda` feature".to_owned()),
-    )
-}
-
-/// Refuses `file` unless its sha256 is `expected` (hex, any case).
-pub fn verify_sha256(file: &Path, expected: &str) -> Result<(), ModelError> {
+/// Refuses `file` unless its sha256 is `expected` (hex, any case); returns the sha256 (hex,
+/// lowercase).
+pub fn verify_sha256(file: &Path, expected: &str) -> Result<String, ModelError> {
     let actual = sha256_file(file)?;
     if actual.eq_ignore_ascii_case(expected) {
-        Ok(())
+        Ok(actual)
     } else {
         Err(ModelError::Sha256Mismatch {
             path: file.to_path_buf(),
@@ -403,72 +440,4 @@ pub fn sha256_file(file: &Path) -> Result<String, ModelError> {
         hasher.update(&buffer[..read]);
     }
     Ok(hex::encode(hasher.finalize()))
-}
-
-/// Compares the session's inputs and outputs with the manifest's specs: the same names, element
-/// types and ranks; a dimension the manifest fixes must be that size or dynamic in the graph,
-/// and a dimension the manifest declares dynamic must be dynamic in the graph.
-fn verify_session(file: &Path, session: &Session, manifest: &Manifest) -> Result<(), ModelError> {
-    let mut problems = Vec::new();
-    for (what, outlets, specs) in [
-        ("input", session.inputs(), &manifest.inputs),
-        ("output", session.outputs(), &manifest.outputs),
-    ] {
-        for outlet in outlets {
-            if !specs.iter().any(|s| s.name == outlet.name()) {
-                problems.push(format!(
-                    "the graph has {what} {:?}, the manifest does not",
-                    outlet.name()
-                ));
-            }
-        }
-        for spec in specs {
-            match outlets.iter().find(|o| o.name() == spec.name) {
-                None => problems.push(format!("the graph has no {what} {:?}", spec.name)),
-                Some(outlet) => compare_outlet(what, spec, outlet.dtype(), &mut problems),
-            }
-        }
-    }
-    if problems.is_empty() {
-        Ok(())
-    } else {
-        Err(ModelError::SessionMismatch {
-            path: file.to_path_buf(),
-            problems,
-        })
-    }
-}
-
-fn compare_outlet(what: &str, spec: &TensorSpec, dtype: &ValueType, problems: &mut Vec<String>) {
-    let ValueType::Tensor { ty, shape, .. } = dtype else {
-        problems.push(format!(
-            "{what} {:?} is not a tensor in the graph",
-            spec.name
-        ));
-        return;
-    };
-    let want = match spec.dtype {
-        DType::F32 => Some(TensorElementType::Float32),
-        DType::I64 => Some(TensorElementType::Int64),
-        DType::Other(_) => None,
-    };
-    if want != Some(*ty) {
-        problems.push(format!(
-            "{what} {:?}: element type {ty:?} in the graph, {} in the manifest",
-            spec.name, spec.dtype
-        ));
-    }
-    let dims: &[i64] = shape;
-    let fits = dims.len() == spec.shape.len()
-        && dims.iter().zip(&spec.shape).all(|(&graph, dim)| match dim {
-            Dim::Fixed(size) => graph < 0 || usize::try_from(graph).is_ok_and(|g| g == *size),
-            Dim::Dynamic(_) => graph < 0,
-        });
-    if !fits {
-        problems.push(format!(
-            "{what} {:?}: shape {dims:?} in the graph (-1: dynamic), {} in the manifest",
-            spec.name,
-            crate::manifest::shape_string(&spec.shape)
-        ));
-    }
 }

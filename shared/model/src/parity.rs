@@ -9,7 +9,7 @@ use ndarray::{Array, ArrayD, Dimension, IxDyn};
 use serde::Deserialize;
 
 use crate::error::ModelError;
-use crate::io::ModelInputs;
+use crate::io::{ModelInputs, ModelOutputs};
 use crate::manifest::{
     DType, EDGE_FEATURES, EDGE_INDEX, EDGE_WEIGHT, NODE_FEATURES, NODE_MASK, ParitySpec,
     WINDOW_START, artifact_file,
@@ -181,6 +181,16 @@ pub fn spec_for(model: &Model) -> Result<&ParitySpec, ModelError> {
 /// the outputs. Returns the report even when outputs are beyond tolerance (see
 /// [`ParityReport::check`]); errors for unreadable files and cases that do not fit the model.
 pub fn run_cases(model: &Model, dir: &Path) -> Result<ParityReport, ModelError> {
+    run_cases_with(model, dir, |inputs| model.run(&inputs))
+}
+
+/// [`run_cases`] with the outputs of each case computed by `run` (e.g. through a
+/// [`crate::Server`], to check the serving path against the artifact's parity vectors).
+pub fn run_cases_with(
+    model: &Model,
+    dir: &Path,
+    mut run: impl FnMut(ModelInputs) -> Result<ModelOutputs, ModelError>,
+) -> Result<ParityReport, ModelError> {
     let spec = spec_for(model)?;
     let path = artifact_file(dir, &spec.file).map_err(|message| ModelError::ParityFile {
         path: dir.join(&spec.file),
@@ -197,7 +207,7 @@ pub fn run_cases(model: &Model, dir: &Path) -> Result<ParityReport, ModelError> 
     let mut cases = Vec::with_capacity(file.cases.len());
     for case in &file.cases {
         let inputs = case_inputs(case).map_err(|m| bad(format!("case {:?}: {m}", case.name)))?;
-        let outputs = model.run(&inputs)?;
+        let outputs = run(inputs)?;
         let mut reports = Vec::new();
         for name in outputs.names() {
             let want = case

@@ -401,7 +401,10 @@ fn cuda_without_the_feature_fails_unless_fallback_is_allowed() -> Result<()> {
     use meshwatch_model::ExecutionProvider;
 
     let cuda = LoadOptions {
-        execution_provider: ExecutionProvider::Cuda { device_id: 0 },
+        execution_provider: ExecutionProvider::Cuda {
+            device_id: 0,
+            memory_limit_bytes: Some(1 << 30),
+        },
         ..options(ModelKind::Detector)?
     };
     let error = Model::load(&artifact("detector"), &cuda).err();
@@ -415,6 +418,76 @@ fn cuda_without_the_feature_fails_unless_fallback_is_allowed() -> Result<()> {
         ),
         "got {error:?}"
     );
+    let message = error.map(|e| e.to_string()).unwrap_or_default();
+    ensure!(
+        message.contains("cuda") && message.contains("--features cuda"),
+        "{message}"
+    );
+    let model = Model::load(
+        &artifact("detector"),
+        &LoadOptions {
+            fallback_to_cpu: true,
+            sessions: 2,
+            ..cuda
+        },
+    )?;
+    ensure!(model.execution_provider() == ExecutionProvider::Cpu);
+    ensure!(model.execution_provider().name() == "cpu");
+    // the fallback runs, and computes what a cpu model computes
+    let input = inputs(ModelKind::Detector, 12, 6, 8);
+    ensure!(model.run(&input)? == load(ModelKind::Detector)?.run(&input)?);
+    Ok(())
+}
+
+#[test]
+fn the_version_is_the_manifests_or_derived_from_the_sha256() -> Result<()> {
+    let detector = load(ModelKind::Detector)?;
+    let sha256 = detector.manifest().sha256.to_lowercase();
+    ensure!(detector.sha256() == sha256);
+    ensure!(
+        detector.version() == format!("sha256:{}", &sha256[..12]),
+        "{}",
+        detector.version()
+    );
+
+    let copy = copy_artifact("detector")?;
+    for (version, want) in [
+        ("2026.11.27-1", "2026.11.27-1".to_owned()),
+        ("", format!("sha256:{}", &sha256[..12])),
+    ] {
+        edit_json(&copy.path().join("manifest.json"), |m| {
+            m["version"] = version.into();
+        })?;
+        let model = Model::load(copy.path(), &options(ModelKind::Detector)?)?;
+        ensure!(model.version() == want, "{} != {want}", model.version());
+    }
+    Ok(())
+}
+
+/// With the `cuda` feature the outcome depends on the library and the machine; what must hold
+/// everywhere: the strict load either runs on CUDA or fails naming cuda, and the fallback
+/// reports what it really uses (the CPU exactly when the strict load failed).
+#[cfg(feature = "cuda")]
+#[test]
+fn cuda_is_used_or_refused_and_the_fallback_says_which() -> Result<()> {
+    use meshwatch_model::ExecutionProvider;
+
+    let requested = ExecutionProvider::Cuda {
+        device_id: 0,
+        memory_limit_bytes: Some(1 << 30),
+    };
+    let cuda = LoadOptions {
+        execution_provider: requested,
+        ..options(ModelKind::Detector)?
+    };
+    let strict = Model::load(&artifact("detector"), &cuda);
+    match &strict {
+        Ok(model) => ensure!(model.execution_provider() == requested),
+        Err(ModelError::ExecutionProviderUnavailable {
+            provider: "cuda", ..
+        }) => {}
+        Err(other) => bail!("expected cuda or a cuda error, got {other:?}"),
+    }
     let model = Model::load(
         &artifact("detector"),
         &LoadOptions {
@@ -422,6 +495,14 @@ fn cuda_without_the_feature_fails_unless_fallback_is_allowed() -> Result<()> {
             ..cuda
         },
     )?;
-    ensure!(model.execution_provider() == ExecutionProvider::Cpu);
+    let want = if strict.is_ok() {
+        requested
+    } else {
+        ExecutionProvider::Cpu
+    };
+    ensure!(model.execution_provider() == want);
+    let input = inputs(ModelKind::Detector, 12, 6, 8);
+    let got = model.run(&input)?;
+    ensure!(all_finite(&got), "{got:?}");
     Ok(())
 }

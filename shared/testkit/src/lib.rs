@@ -9,6 +9,9 @@
 //! - [`mod@python`]: the interpreter with the OpenTelemetry SDK (`MESHWATCH_PYTHON`, else the
 //!   project's cache venv) and a child-process runner with a timeout.
 //! - [`ports`]: free loopback ports, for processes whose `:0` ports cannot be read back.
+//! - [`results`]: synthetic snapshots published on a namespace and the inference services'
+//!   results read back.
+//! - [`synthetic`]: small deterministic snapshots (a service chain) for the inference tests.
 //! - [`models`]: the committed model artifacts and the ONNX Runtime library (`ORT_DYLIB_PATH`).
 //!
 //! A missing prerequisite is an error that says how to install it: tests fail, never skip.
@@ -17,7 +20,9 @@ pub mod models;
 pub mod nats;
 pub mod ports;
 pub mod python;
+pub mod results;
 pub mod snapshots;
+pub mod synthetic;
 
 pub use nats::{NatsServer, TestNats, delete_streams, unique_namespace};
 pub use ports::{free_addr, free_addrs, free_port};

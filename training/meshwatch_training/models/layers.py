@@ -1,7 +1,10 @@
 """Edge-list message passing over the service-call graph (never a dense N×N adjacency).
 
 Cost is O(T·(N + E)·d): messages are gathered with ``index_select`` over ``edge_index`` and summed
-with ``scatter_add`` (both export to ONNX: Gather and ScatterElements with reduction=add).
+per node with ``index_add`` over the node axis; the ONNX export writes the sum as one ScatterND with
+reduction=add over (step, node) pairs (ONNX Runtime's ScatterND copies whole rows of d values and
+runs 10-17x faster than the element-wise ScatterElements at E = 2,000-20,000, d = 32:
+docs/benchmarks.md).
 
 For an edge e = (u → v) (u calls v) with weight w_e(t) ∈ {0, 1} at step t and node states X_t, one
 relational layer (R-GCN style, two relations because slowness propagates upstream) computes
@@ -21,18 +24,51 @@ import torch
 from torch import nn
 
 
+class _ScatterAddNodes(torch.autograd.Function):
+    """``base.index_add(1, index, src)`` for base [T, N, D], index [E], src [T, E, D], exported
+    as one ONNX ScatterND with reduction=add and indices [T, E, 2] = (step, node) pairs.
+
+    Used only while exporting (no backward); training runs ``index_add`` itself.
+    """
+
+    @staticmethod
+    def forward(ctx, base: torch.Tensor, index: torch.Tensor, src: torch.Tensor) -> torch.Tensor:
+        return base.index_add(1, index, src)
+
+    @staticmethod
+    def symbolic(g, base, index, src):  # pragma: no cover - exercised by the ONNX export
+        def const(values: list[int]):
+            return g.op("Constant", value_t=torch.tensor(values, dtype=torch.int64))
+
+        zero = g.op("Constant", value_t=torch.tensor(0, dtype=torch.int64))
+        one = g.op("Constant", value_t=torch.tensor(1, dtype=torch.int64))
+        shape = g.op("Shape", src)  # T, E, D
+        steps = g.op("Range", zero, g.op("Gather", shape, zero, axis_i=0), one)  # [T]
+        t_e = g.op("Slice", shape, const([0]), const([2]))  # [T, E]
+        steps = g.op("Expand", g.op("Unsqueeze", steps, const([1])), t_e)
+        nodes = g.op("Expand", g.op("Unsqueeze", index, const([0])), t_e)
+        indices = g.op(
+            "Concat",
+            g.op("Unsqueeze", steps, const([2])),
+            g.op("Unsqueeze", nodes, const([2])),
+            axis_i=2,
+        )  # [T, E, 2]
+        return g.op("ScatterND", base, indices, src, reduction_s="add")
+
+
 def scatter_sum(
     src: torch.Tensor, index: torch.Tensor, num_nodes: torch.Tensor | int
 ) -> torch.Tensor:
-    """Sum ``src`` [T, E, D] into [T, N, D] at node ``index`` [E].
+    """Sum ``src`` [T, E, D] into [T, N, D] at node ``index`` [E] (per step).
 
-    The index is expanded exactly like ``src`` (PyTorch 1.13's ONNX exporter requires index and src
-    of scatter_add to report identical sizes; docs: shared/gpu.md).
+    Exported as one ScatterND over (step, node) pairs — whole rows of D values — instead of the
+    element-wise ScatterElements that ``scatter_add`` exports to.
     """
     t, _, d = src.shape
-    out = torch.zeros(t, num_nodes, d, dtype=src.dtype, device=src.device)
-    idx = index.view(1, -1, 1).expand(t, -1, d)
-    return out.scatter_add(1, idx, src.expand(t, -1, d))
+    base = torch.zeros(t, num_nodes, d, dtype=src.dtype, device=src.device)
+    if torch.onnx.is_in_onnx_export():
+        return _ScatterAddNodes.apply(base, index, src)
+    return base.index_add(1, index, src)
 
 
 class RelationalGraphConv(nn.Module):

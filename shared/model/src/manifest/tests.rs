@@ -359,3 +359,21 @@ fn the_current_schema_is_the_graph_crates() {
         ]
     );
 }
+
+#[test]
+fn the_version_is_optional() {
+    let manifest = parse(&manifest_json(ModelKind::Detector));
+    assert_eq!(manifest.version, None);
+    let serialised = serde_json::to_value(&manifest).unwrap_or(Value::Null);
+    assert!(serialised.get("version").is_none(), "{serialised}");
+
+    let mut value = manifest_json(ModelKind::Detector);
+    value["version"] = json!("2026.11.27-1");
+    let manifest = parse(&value);
+    assert_eq!(manifest.version.as_deref(), Some("2026.11.27-1"));
+    assert!(
+        manifest
+            .check(ModelKind::Detector, &FeatureSchema::current())
+            .is_ok()
+    );
+}
