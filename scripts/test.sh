@@ -4,7 +4,8 @@
 #
 #   scripts/test.sh
 #
-# Steps: install (nats-server, OpenTelemetry Python SDK) -> start NATS -> cargo fmt --check ->
+# Steps: install (nats-server, ClickHouse (chdb), OpenTelemetry Python SDK, ONNX Runtime, training
+# venv) -> start NATS and ClickHouse -> cargo fmt --check ->
 # cargo clippy -D warnings -> self-test of tests/python/send_otlp.py (against an in-process OTLP
 # receiver) -> tests (cargo nextest when installed, else cargo test) -> doc tests -> training
 # package (training/: ruff + pytest, in $MESHWATCH_CACHE/venv-training, against the CLI binary the
@@ -15,6 +16,8 @@
 # Exported to the cargo commands (tests read these):
 #   NATS_URL            nats://127.0.0.1:<port> of a JetStream-enabled server started for this run
 #   NATS_MONITOR_URL    its HTTP monitoring endpoint
+#   CLICKHOUSE_URL      http://127.0.0.1:<port> of a ClickHouse 26.9 started for this run
+#                       (scripts/clickhouse.sh)
 #   MESHWATCH_PYTHON    $MESHWATCH_CACHE/venv/bin/python, with the OpenTelemetry SDK + OTLP exporters
 #   MESHWATCH_TRAINING_PYTHON  $MESHWATCH_CACHE/venv-training/bin/python (Debian's torch 1.13,
 #                       scripts/install-training.sh)
@@ -23,8 +26,8 @@
 #   CARGO_TARGET_DIR    default $MESHWATCH_CACHE/target (outside the clone)
 #   RUST_BACKTRACE      1 unless already set
 #
-# A NATS server this script starts is stopped when it exits; one that was already running (from
-# `scripts/nats.sh start`) is reused and left running.
+# A NATS or ClickHouse server this script starts is stopped when it exits; one that was already
+# running (from `scripts/nats.sh start`, `scripts/clickhouse.sh start`) is reused and left running.
 set -euo pipefail
 # shellcheck source-path=SCRIPTDIR source=lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
@@ -34,11 +37,15 @@ cd "$MESHWATCH_REPO_ROOT"
 FAILED_STEPS=()
 STEP_REPORT=()
 STARTED_NATS=0
+STARTED_CLICKHOUSE=0
 
 cleanup() {
     local rc=$?
     if ((STARTED_NATS)); then
         "$MESHWATCH_SCRIPTS_DIR/nats.sh" stop || warn "could not stop NATS"
+    fi
+    if ((STARTED_CLICKHOUSE)); then
+        "$MESHWATCH_SCRIPTS_DIR/clickhouse.sh" stop || warn "could not stop ClickHouse"
     fi
     exit "$rc"
 }
@@ -95,6 +102,7 @@ main() {
 
     section "install local services"
     "$MESHWATCH_SCRIPTS_DIR/install-nats.sh" >/dev/null
+    "$MESHWATCH_SCRIPTS_DIR/install-clickhouse.sh" >/dev/null
     MESHWATCH_PYTHON="$("$MESHWATCH_SCRIPTS_DIR/install-python-otel.sh")"
     export MESHWATCH_PYTHON
     log "MESHWATCH_PYTHON=$MESHWATCH_PYTHON"
@@ -120,6 +128,18 @@ main() {
     set -a && source "$MESHWATCH_RUN/nats.env" && set +a
     export NATS_URL NATS_MONITOR_URL
     log "NATS_URL=$NATS_URL"
+
+    section "start ClickHouse"
+    if "$MESHWATCH_SCRIPTS_DIR/clickhouse.sh" status >/dev/null 2>&1; then
+        log "a ClickHouse server is already running; reusing it and leaving it running"
+    else
+        STARTED_CLICKHOUSE=1
+    fi
+    "$MESHWATCH_SCRIPTS_DIR/clickhouse.sh" start >/dev/null
+    # shellcheck disable=SC1091 # written at run time by clickhouse.sh
+    set -a && source "$MESHWATCH_RUN/clickhouse.env" && set +a
+    export CLICKHOUSE_URL
+    log "CLICKHOUSE_URL=$CLICKHOUSE_URL"
 
     step "rustfmt" cargo fmt --all -- --check
     step "clippy" cargo clippy --workspace --all-targets --locked -- -D warnings

@@ -6,8 +6,8 @@
 
 use meshwatch_model::ModelOutputs;
 use meshwatch_proto::v1::{
-    AnomalyReport, FeatureContribution, ForecastPoint, ForecastReport, MetricForecast, ModelRef,
-    NodeForecast, NodeKind, NodeScore,
+    AnomalyReport, CallEdge, FeatureContribution, ForecastPoint, ForecastReport, MetricForecast,
+    ModelRef, NodeForecast, NodeKind, NodeScore,
 };
 
 use crate::window::Window;
@@ -137,7 +137,32 @@ pub fn anomaly_report(
         steps: saturating_u32(window.steps()),
         observed_steps: saturating_u32(window.observed_steps()),
         scores,
+        edges: last_window_edges(window),
     })
+}
+
+/// The edges with a call in the window's last step, sorted by (caller, callee) as the encoder
+/// orders them.
+fn last_window_edges(window: &Window) -> Vec<CallEdge> {
+    let encoded = &window.encoded;
+    let e = encoded.edge_count();
+    let t = encoded.steps();
+    let (index, weight) = (encoded.edge_index.data(), encoded.edge_weight.data());
+    let name = |i: i64| {
+        usize::try_from(i)
+            .ok()
+            .and_then(|i| encoded.node_names.get(i))
+            .cloned()
+    };
+    (0..e)
+        .filter(|&k| t > 0 && weight.get((t - 1) * e + k).is_some_and(|&w| w > 0.0))
+        .filter_map(|k| {
+            Some(CallEdge {
+                caller: name(*index.get(k)?)?,
+                callee: name(*index.get(e + k)?)?,
+            })
+        })
+        .collect()
 }
 
 /// The forecaster's `outputs` for `window` as a [`ForecastReport`].

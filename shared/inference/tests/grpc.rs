@@ -65,11 +65,37 @@ async fn detect_scores_every_node_and_names_the_model() -> anyhow::Result<()> {
     assert_eq!(model.execution_provider, "cpu");
     let names: Vec<&str> = report.scores.iter().map(|s| s.node.as_str()).collect();
     assert_eq!(names, ["frontend", "svc-1", "svc-2", "svc-3", "user"]);
+    let edges: Vec<(&str, &str)> = report
+        .edges
+        .iter()
+        .map(|e| (e.caller.as_str(), e.callee.as_str()))
+        .collect();
+    assert_eq!(
+        edges,
+        [
+            ("frontend", "svc-1"),
+            ("svc-1", "svc-2"),
+            ("svc-2", "svc-3"),
+            ("user", "frontend")
+        ]
+    );
     for score in &report.scores {
         assert!(score.score.is_finite());
         assert!(score.present);
         assert_eq!(score.contributions.len(), 3, "{}", score.node);
     }
+    // An edge without calls in the last window is not in the report's call graph.
+    let mut quiet = proto_window("shop", EPOCH, WINDOW, 0, 12, 4);
+    quiet[11].edges.retain(|e| e.callee != "svc-3");
+    let report_quiet = client
+        .detect(detect(quiet))
+        .await?
+        .into_inner()
+        .report
+        .expect("a report");
+    assert_eq!(report_quiet.edges.len(), 3);
+    assert!(report_quiet.edges.iter().all(|e| e.callee != "svc-3"));
+
     // The service path computes what the model computes on the same window: encoded here,
     // run directly through ONNX Runtime.
     let mut faulty = proto_window("shop", EPOCH, WINDOW, 0, 11, 4);

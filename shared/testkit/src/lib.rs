@@ -4,6 +4,10 @@
 //! - [`nats`]: a `nats-server` with JetStream — `NATS_URL` when set (as `scripts/test.sh` does),
 //!   else one started here from the binary `scripts/install-nats.sh` installs;
 //!   [`unique_namespace`] keeps every test's streams and subjects apart.
+//! - [`clickhouse`]: a ClickHouse 26.9 (HTTP interface) — `CLICKHOUSE_URL` when set (as
+//!   `scripts/test.sh` does), else one server per test process started from the launcher
+//!   `scripts/install-clickhouse.sh` installs; [`clickhouse::unique_database`] keeps every
+//!   test's tables apart, and [`clickhouse::ClickHouseServer`] is a server a test can stop.
 //! - [`snapshots`]: the graph snapshots a namespace's ingest published, read back through an
 //!   ordered JetStream consumer and decoded with `meshwatch-proto`.
 //! - [`mod@python`]: the interpreter with the OpenTelemetry SDK (`MESHWATCH_PYTHON`, else the
@@ -16,6 +20,7 @@
 //!
 //! A missing prerequisite is an error that says how to install it: tests fail, never skip.
 
+pub mod clickhouse;
 pub mod models;
 pub mod nats;
 pub mod ports;

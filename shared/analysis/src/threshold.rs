@@ -1,0 +1,374 @@
+//! Per-series adaptive thresholds on anomaly scores: SPOT and DSPOT (Siffer, Fouque, Termier,
+//! Largouët, "Anomaly Detection in Streams with Extreme Value Theory", KDD 2017).
+//!
+//! # SPOT
+//! The first `calibration_windows` finite scores `X_1..X_n` calibrate the model: `t` is their
+//! empirical `initial_quantile` (the smallest `X_(k)` with `k ≥ ⌈p·n⌉`), the *peaks* are the
+//! excesses `Y_i = X_i − t` of the scores above `t`, and a Generalised Pareto distribution
+//! `(γ, σ)` is fitted to them ([`gpd::fit`], maximum likelihood by Grimshaw's reduction).
+//! With `N_t` peaks among `n` normal scores, the threshold at risk `q` is (the paper's eq. (1))
+//!
+//! ```text
+//! z_q = t + σ/γ·((q·n/N_t)^(−γ) − 1)        (γ ≠ 0)
+//! z_q = t − σ·ln(q·n/N_t)                    (γ → 0)
+//! ```
+//!
+//! so that `P(X > z_q) ≈ q`. Then each score `X`:
+//! - `X > z_q`: an anomaly; the model is **not** updated;
+//! - `t < X ≤ z_q`: a new peak `X − t`; `n` and `N_t` grow and the GPD is refitted (on the
+//!   peaks as truncated at the threshold they were accepted under, [`gpd::fit_truncated`]:
+//!   a plain refit would bias the tail light and let the false-alarm rate creep up);
+//! - `X ≤ t`: `n` grows.
+//!
+//! `z_q` is never below `t` (when `q·n/N_t ≥ 1` the formula would put it there), and the
+//! reported threshold is never below `min_threshold`. Memory is bounded: only the last
+//! `max_peaks` peaks are kept for the fit (`n` and `N_t` keep counting all of them, so the
+//! exceedance rate `N_t/n` stays a long-run estimate).
+//!
+//! # DSPOT (drift)
+//! With `depth = Some(d)`, the model runs on `X'_i = X_i − M_i`, where `M_i` is the mean of the
+//! last `d` normal scores (the first `d` normal scores only fill that window). The threshold
+//! reported in score units is `z_q + M_i`, and normal scores slide into the window.
+//!
+//! # Calibration fallback
+//! Until calibrated, a score is judged against a robust threshold on the calibration scores
+//! seen so far *and the current one*: `max(min_threshold, median + fallback_mads·1.4826·MAD)`
+//! (1.4826 makes the MAD estimate a standard deviation for normal data); for DSPOT, once its
+//! window is full, on the scores relative to the moving average, plus that average. Counting the
+//! current score means the first score of a series is never an anomaly on its own. As in the
+//! paper, every calibration score enters the calibration (the batch is taken as normal):
+//! leaving the flagged ones out would stall the calibration for good on a series whose level
+//! moves while it calibrates.
+//!
+//! Non-finite scores never update the model; `+∞` is reported as an anomaly, NaN and `−∞` are not.
+
+pub mod gpd;
+mod registry;
+mod tail;
+
+use std::collections::VecDeque;
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{AnalysisError, Problems};
+pub use gpd::{GpdFit, Peak};
+pub use registry::{SeriesKey, SeriesState, Thresholds, ThresholdsState};
+use tail::Tail;
+
+/// Scale factor that makes the MAD a consistent estimate of σ for normal data.
+const MAD_SCALE: f64 = 1.482_6;
+
+/// Configuration of one adaptive threshold (the same for every series).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ThresholdConfig {
+    /// Risk `q`: the probability that a normal score exceeds the threshold (e.g. `1e-3`).
+    pub risk: f64,
+    /// Normal scores used to calibrate the model (`n` of the initial batch).
+    pub calibration_windows: usize,
+    /// Quantile `p` of the calibration scores that sets `t`, the start of the tail.
+    pub initial_quantile: f64,
+    /// DSPOT: length of the moving average of normal scores the model runs relative to;
+    /// `None` runs plain SPOT.
+    pub depth: Option<usize>,
+    /// Width, in scaled MADs above the median, of the threshold used while calibrating.
+    pub fallback_mads: f64,
+    /// Floor of every threshold reported.
+    pub min_threshold: f64,
+    /// Peaks kept for the GPD fit (the most recent ones).
+    pub max_peaks: usize,
+}
+
+impl Default for ThresholdConfig {
+    fn default() -> Self {
+        Self {
+            risk: 1e-3,
+            calibration_windows: 100,
+            initial_quantile: 0.9,
+            depth: None,
+            fallback_mads: 5.0,
+            min_threshold: 0.0,
+            max_peaks: 500,
+        }
+    }
+}
+
+impl ThresholdConfig {
+    /// Checks every field, reporting all problems at once.
+    pub fn validate(&self) -> Result<(), AnalysisError> {
+        let mut p = Problems::default();
+        p.check(
+            !(self.risk > 0.0 && self.risk < 1.0),
+            "risk must be in (0, 1)",
+        );
+        p.check(
+            !(self.initial_quantile > 0.0 && self.initial_quantile < 1.0),
+            "initial_quantile must be in (0, 1)",
+        );
+        p.check(
+            self.risk >= 1.0 - self.initial_quantile,
+            "risk must be below 1 - initial_quantile (the tail starts above the threshold)",
+        );
+        p.check(
+            !(2..=1_000_000).contains(&self.calibration_windows),
+            "calibration_windows must be in 2..=1000000",
+        );
+        p.check(
+            self.depth.is_some_and(|d| !(1..=100_000).contains(&d)),
+            "depth must be in 1..=100000",
+        );
+        p.check(
+            !(self.fallback_mads.is_finite() && self.fallback_mads >= 0.0),
+            "fallback_mads must be finite and >= 0",
+        );
+        p.check(
+            !self.min_threshold.is_finite(),
+            "min_threshold must be finite",
+        );
+        p.check(
+            !(1..=1_000_000).contains(&self.max_peaks),
+            "max_peaks must be in 1..=1000000",
+        );
+        p.finish()
+    }
+}
+
+/// What [`Spot::observe`] decided for one score.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Decision {
+    /// The threshold the score was compared with (score units).
+    pub threshold: f64,
+    /// `score > threshold`.
+    pub is_anomaly: bool,
+    /// Whether the threshold came from the calibrated model (else from the fallback).
+    pub calibrated: bool,
+}
+
+/// One series' adaptive threshold: SPOT, or DSPOT when `depth` is set. Serialisable so that
+/// its state can be persisted and restored.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Spot {
+    config: ThresholdConfig,
+    /// Calibration values in model units (relative to the drift for DSPOT).
+    calibration: Vec<f64>,
+    /// DSPOT: the last `depth` normal raw scores.
+    drift: VecDeque<f64>,
+    tail: Option<Tail>,
+    observed: u64,
+    anomalies: u64,
+}
+
+impl Spot {
+    /// A fresh, uncalibrated threshold.
+    pub fn new(config: ThresholdConfig) -> Result<Self, AnalysisError> {
+        config.validate()?;
+        Ok(Self::from_valid(config))
+    }
+
+    /// A fresh threshold from a configuration already validated.
+    pub(crate) fn from_valid(config: ThresholdConfig) -> Self {
+        Self {
+            config,
+            calibration: Vec::new(),
+            drift: VecDeque::new(),
+            tail: None,
+            observed: 0,
+            anomalies: 0,
+        }
+    }
+
+    /// The configuration this threshold runs with.
+    #[must_use]
+    pub fn config(&self) -> &ThresholdConfig {
+        &self.config
+    }
+
+    /// Whether the calibration is complete.
+    #[must_use]
+    pub fn is_calibrated(&self) -> bool {
+        self.tail.is_some()
+    }
+
+    /// Finite scores observed so far (anomalies included).
+    #[must_use]
+    pub fn observed(&self) -> u64 {
+        self.observed
+    }
+
+    /// Scores reported as anomalies so far.
+    #[must_use]
+    pub fn anomalies(&self) -> u64 {
+        self.anomalies
+    }
+
+    /// Judges `score` against the current threshold and, if it is normal, learns from it.
+    pub fn observe(&mut self, score: f64) -> Decision {
+        if !score.is_finite() {
+            let threshold = self.threshold();
+            let is_anomaly = score == f64::INFINITY;
+            if is_anomaly {
+                self.anomalies = self.anomalies.saturating_add(1);
+            }
+            return Decision {
+                threshold,
+                is_anomaly,
+                calibrated: self.is_calibrated(),
+            };
+        }
+        self.observed = self.observed.saturating_add(1);
+        let decision = if self.tail.is_some() {
+            self.observe_calibrated(score)
+        } else {
+            self.observe_calibrating(score)
+        };
+        if decision.is_anomaly {
+            self.anomalies = self.anomalies.saturating_add(1);
+        }
+        decision
+    }
+
+    /// The threshold the next score would be compared with (for the fallback, computed on the
+    /// scores seen so far only).
+    #[must_use]
+    pub fn threshold(&self) -> f64 {
+        match &self.tail {
+            Some(tail) => self.floor(tail.z + self.drift_mean()),
+            None => self.fallback(None),
+        }
+    }
+
+    /// The threshold the calibrated model would give at another risk level (same state), in
+    /// score units and floored at `min_threshold`; `None` while calibrating or for a risk
+    /// outside `(0, 1)`. Non-increasing in `risk`.
+    #[must_use]
+    pub fn threshold_for_risk(&self, risk: f64) -> Option<f64> {
+        if !(risk > 0.0 && risk < 1.0) {
+            return None;
+        }
+        let tail = self.tail.as_ref()?;
+        Some(self.floor(tail.threshold_for_risk(risk) + self.drift_mean()))
+    }
+
+    /// Start of the tail `t` and the GPD fit, once calibrated.
+    #[must_use]
+    pub fn tail(&self) -> Option<(f64, Option<GpdFit>)> {
+        self.tail.as_ref().map(|t| (t.t, t.fit))
+    }
+
+    fn floor(&self, threshold: f64) -> f64 {
+        threshold.max(self.config.min_threshold)
+    }
+
+    fn drift_mean(&self) -> f64 {
+        if self.config.depth.is_none() || self.drift.is_empty() {
+            0.0
+        } else {
+            self.drift.iter().sum::<f64>() / self.drift.len() as f64
+        }
+    }
+
+    /// Slides a normal raw score into the DSPOT window.
+    fn push_drift(&mut self, score: f64) {
+        if let Some(depth) = self.config.depth {
+            if self.drift.len() >= depth {
+                self.drift.pop_front();
+            }
+            self.drift.push_back(score);
+        }
+    }
+
+    fn observe_calibrated(&mut self, score: f64) -> Decision {
+        let base = self.drift_mean();
+        let threshold = self.threshold();
+        let is_anomaly = score > threshold;
+        if !is_anomaly {
+            let config = self.config.clone();
+            if let Some(tail) = self.tail.as_mut() {
+                // Accepted only because it was at most `threshold`: truncated there.
+                tail.add_normal(score - base, threshold - base, &config);
+            }
+            self.push_drift(score);
+        }
+        Decision {
+            threshold,
+            is_anomaly,
+            calibrated: true,
+        }
+    }
+
+    fn observe_calibrating(&mut self, score: f64) -> Decision {
+        let threshold = self.fallback(Some(score));
+        let is_anomaly = score > threshold;
+        match self.config.depth {
+            Some(depth) if self.drift.len() < depth => self.drift.push_back(score),
+            _ => {
+                let rel = score - self.drift_mean();
+                self.calibration.push(rel);
+                self.push_drift(score);
+            }
+        }
+        if self.calibration.len() >= self.config.calibration_windows {
+            self.tail = Some(Tail::calibrate(&self.calibration, &self.config));
+            self.calibration = Vec::new();
+        }
+        Decision {
+            threshold,
+            is_anomaly,
+            calibrated: false,
+        }
+    }
+
+    /// `max(min_threshold, median + k·1.4826·MAD)` of the calibration values plus `current`
+    /// (relative to the moving average, which is added back, once a DSPOT window is full);
+    /// `min_threshold` when there is nothing.
+    fn fallback(&self, current: Option<f64>) -> f64 {
+        let relative = self
+            .config
+            .depth
+            .is_some_and(|depth| self.drift.len() >= depth);
+        let (mut values, base) = if relative {
+            let base = self.drift_mean();
+            let mut values = self.calibration.clone();
+            values.extend(current.map(|x| x - base));
+            (values, base)
+        } else if self.config.depth.is_some() {
+            let mut values: Vec<f64> = self.drift.iter().copied().collect();
+            values.extend(current);
+            (values, 0.0)
+        } else {
+            let mut values = self.calibration.clone();
+            values.extend(current);
+            (values, 0.0)
+        };
+        if values.is_empty() {
+            return self.config.min_threshold;
+        }
+        let median = median_of(&mut values);
+        let mut deviations: Vec<f64> = values.iter().map(|x| (x - median).abs()).collect();
+        let mad = median_of(&mut deviations);
+        self.floor(base + median + self.config.fallback_mads * MAD_SCALE * mad)
+    }
+}
+
+/// Median of a slice (reorders it); 0 when empty.
+fn median_of(values: &mut [f64]) -> f64 {
+    let n = values.len();
+    if n == 0 {
+        return 0.0;
+    }
+    let mid = n / 2;
+    let (_, upper, _) = values.select_nth_unstable_by(mid, f64::total_cmp);
+    let upper = *upper;
+    if n % 2 == 1 {
+        upper
+    } else {
+        let lower = values[..mid]
+            .iter()
+            .copied()
+            .fold(f64::NEG_INFINITY, f64::max);
+        0.5 * (lower + upper)
+    }
+}
+
+#[cfg(test)]
+mod tests;
