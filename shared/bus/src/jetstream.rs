@@ -325,6 +325,39 @@ pub(crate) fn is_stream_missing(error: &BusError) -> bool {
     )
 }
 
+/// Pulls one batch from a durable pull consumer: at most `max` messages, waiting at most
+/// `expires`. A batch that fails part-way returns what arrived before the error; a batch that
+/// fails before any message is an error.
+pub async fn fetch_batch(
+    consumer: &async_nats::jetstream::consumer::Consumer<
+        async_nats::jetstream::consumer::pull::Config,
+    >,
+    max: usize,
+    expires: std::time::Duration,
+) -> Result<Vec<async_nats::jetstream::Message>, String> {
+    use futures::StreamExt as _;
+
+    let mut batch = consumer
+        .fetch()
+        .max_messages(max)
+        .expires(expires)
+        .messages()
+        .await
+        .map_err(|e| e.to_string())?;
+    let mut messages = Vec::new();
+    while let Some(message) = batch.next().await {
+        match message {
+            Ok(message) => messages.push(message),
+            Err(error) if messages.is_empty() => return Err(error.to_string()),
+            Err(error) => {
+                debug!(%error, "fetch ended early");
+                break;
+            }
+        }
+    }
+    Ok(messages)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

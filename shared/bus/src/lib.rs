@@ -11,6 +11,7 @@
 //! - [`metrics`]: `meshwatch_bus_*` Prometheus metrics, registered by the service.
 
 pub mod config;
+pub mod dead_letter;
 pub mod envelope;
 pub mod error;
 pub mod jetstream;
@@ -23,7 +24,7 @@ pub use envelope::SnapshotMessage;
 pub use error::BusError;
 pub use jetstream::{
     PublishOutcome, StreamChange, connect, connect_in_background, context, ensure_stream,
-    ensure_streams, publish_snapshot, stream_configs,
+    ensure_streams, fetch_batch, publish_snapshot, stream_configs,
 };
 pub use publisher::{
     BufferFull, BufferedPublisher, InProcessSink, JetStreamSink, PublisherStats, RefusedReason,

@@ -28,7 +28,7 @@ use async_nats::jetstream::message::PublishMessage;
 use async_nats::jetstream::{AckKind, Context, Message};
 use futures::StreamExt as _;
 use meshwatch_bus::envelope::{HEADER_CONTENT_TYPE, HEADER_MSG_ID, HEADER_SCHEMA};
-use meshwatch_bus::{MessageKind, Names, subjects};
+use meshwatch_bus::{MessageKind, Names, dead_letter, subjects};
 use meshwatch_graph::features::StepFeatures;
 use meshwatch_model::{ModelKind, Server};
 use meshwatch_proto::v1;
@@ -41,13 +41,6 @@ use crate::error::InferError;
 use crate::history::{History, Insert};
 use crate::metrics::ServiceMetrics;
 use crate::window;
-
-/// Header naming why a message went to the dead-letter subject.
-pub const HEADER_REASON: &str = "Meshwatch-Dead-Letter-Reason";
-/// Header naming the consumer that gave up on a dead letter.
-pub const HEADER_CONSUMER: &str = "Meshwatch-Consumer";
-/// Header naming the subject a dead letter was first published on.
-pub const HEADER_ORIGINAL_SUBJECT: &str = "Meshwatch-Original-Subject";
 
 /// Longest backoff between retries.
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
@@ -203,27 +196,8 @@ impl StreamWorker {
     }
 
     async fn fetch(&self, consumer: &Consumer<PullConfig>) -> Result<Vec<Message>, String> {
-        let mut batch = consumer
-            .fetch()
-            .max_messages(self.config.fetch_batch)
-            .expires(self.config.fetch_expires)
-            .messages()
+        meshwatch_bus::fetch_batch(consumer, self.config.fetch_batch, self.config.fetch_expires)
             .await
-            .map_err(|e| e.to_string())?;
-        let mut messages = Vec::new();
-        while let Some(message) = batch.next().await {
-            match message {
-                Ok(message) => messages.push(message),
-                Err(error) => {
-                    if messages.is_empty() {
-                        return Err(error.to_string());
-                    }
-                    tracing::debug!(%error, "fetch ended early");
-                    break;
-                }
-            }
-        }
-        Ok(messages)
     }
 
     /// Handles one fetch: graphs concurrently, each graph's messages in order.
@@ -408,41 +382,16 @@ impl StreamWorker {
     }
 
     async fn dead_letter(&self, message: &Message, reason: &str) -> Outcome {
-        let sequence = message.info().map(|i| i.stream_sequence).unwrap_or(0);
-        tracing::warn!(subject = %message.subject, sequence, reason, "dead-lettering a snapshot");
-        let mut headers = HeaderMap::new();
-        let id = format!("dlq:{}:{sequence}", self.config.consumer);
-        headers.insert(HEADER_MSG_ID, id.as_str());
-        headers.insert(HEADER_REASON, sanitize_header(reason).as_str());
-        headers.insert(HEADER_CONSUMER, self.config.consumer.as_str());
-        headers.insert(HEADER_ORIGINAL_SUBJECT, message.subject.as_str());
-        if let Some(original) = &message.headers
-            && let Some(content_type) = original.get(HEADER_CONTENT_TYPE)
-        {
-            headers.insert(HEADER_CONTENT_TYPE, content_type.as_str());
-        }
         let subject = self.names.dlq_subject(MessageKind::Snapshot);
-        let publish = PublishMessage::build()
-            .payload(message.payload.clone())
-            .headers(headers);
-        let published = match self.context.send_publish(subject.clone(), publish).await {
-            Ok(ack) => ack.await.map(|_| ()).map_err(|e| e.to_string()),
-            Err(error) => Err(error.to_string()),
-        };
-        if let Err(error) = published {
-            // Not terminated: redelivered, and dead-lettered again once NATS takes it.
-            tracing::warn!(%error, %subject, "cannot publish the dead letter");
-            if let Err(error) = message
-                .ack_with(AckKind::Nak(Some(self.config.retry_backoff)))
-                .await
-            {
-                tracing::debug!(%error, "nak failed");
-            }
-            return Outcome::DeadLetter;
-        }
-        if let Err(error) = message.ack_with(AckKind::Term).await {
-            tracing::warn!(%error, "terminating the dead letter failed");
-        }
+        dead_letter::send(
+            &self.context,
+            &subject,
+            &self.config.consumer,
+            message,
+            reason,
+            self.config.retry_backoff,
+        )
+        .await;
         Outcome::DeadLetter
     }
 
@@ -563,30 +512,5 @@ async fn sleep_or_cancel(cancel: &CancellationToken, duration: Duration) -> bool
     tokio::select! {
         () = cancel.cancelled() => true,
         () = tokio::time::sleep(duration) => false,
-    }
-}
-
-/// A header value: printable ASCII only, at most 512 bytes.
-fn sanitize_header(text: &str) -> String {
-    text.chars()
-        .map(|c| {
-            if c.is_ascii_graphic() || c == ' ' {
-                c
-            } else {
-                '?'
-            }
-        })
-        .take(512)
-        .collect()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn header_values_are_sanitized() {
-        assert_eq!(sanitize_header("a\nb\tc é"), "a?b?c ?");
-        assert_eq!(sanitize_header(&"x".repeat(600)).len(), 512);
     }
 }

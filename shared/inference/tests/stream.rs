@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use meshwatch_bus::MessageKind;
-use meshwatch_inference::stream::HEADER_REASON;
+use meshwatch_bus::dead_letter::HEADER_REASON;
 use meshwatch_inference::{Detector, Forecaster, InferenceConfig, Role};
 use meshwatch_proto::v1;
 use meshwatch_testkit::models::artifact;
