@@ -4,6 +4,7 @@ pub mod bench;
 pub mod dataset;
 pub mod input;
 pub mod loadgen;
+pub mod migrate;
 pub mod model;
 pub mod offline;
 pub mod output;

@@ -34,6 +34,8 @@ enum Command {
     /// Model artifacts: check one against this build and replay its parity vectors.
     #[command(subcommand)]
     Model(meshwatch_cli::model::ModelCommand),
+    /// Apply the ClickHouse schema (versioned migrations, then TTLs), as the aggregator does.
+    Migrate(meshwatch_cli::migrate::MigrateArgs),
 }
 
 fn main() -> ExitCode {
@@ -46,6 +48,7 @@ fn main() -> ExitCode {
         Command::Dataset(cmd) => meshwatch_cli::dataset::run(&cmd),
         Command::Replay(args) => meshwatch_cli::replay::run(&args).map(|_| ()),
         Command::Model(cmd) => meshwatch_cli::model::run(&cmd),
+        Command::Migrate(args) => meshwatch_cli::migrate::run(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

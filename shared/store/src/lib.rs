@@ -60,7 +60,7 @@
 //! ## Migrations
 //!
 //! [`ClickHouseStore::migrate`] (called by [`ClickHouseStore::connect`] at start-up, and the
-//! thing `meshwatch migrate` should run) creates the database if missing, then the
+//! thing `meshwatch migrate --url URL [--database DB] [--status]` runs) creates the database if missing, then the
 //! `schema_migrations` table, then applies each migration of [`MIGRATIONS`] not yet recorded,
 //! recording `(version, name, checksum, applied_at)`. A recorded migration whose text changed
 //! since is refused with [`StoreError::MigrationChanged`], naming it. Statements are
