@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use meshwatch_analysis::{IncidentConfig, SloConfig, ThresholdConfig};
 use meshwatch_bus::NatsConfig;
+use meshwatch_bus::consumer::PullSettings;
 use meshwatch_bus::subjects::consumers;
 use meshwatch_runtime::service::ServiceConfig;
 use meshwatch_runtime::{AdminConfig, LogConfig, ShutdownConfig, Validate, nested};
@@ -156,35 +157,24 @@ impl Default for ConsumerConfig {
     }
 }
 
+impl ConsumerConfig {
+    /// The consumer and pull settings, as `meshwatch_bus::consumer` takes them.
+    pub fn pull_settings(&self) -> PullSettings<'_> {
+        PullSettings {
+            consumer: &self.consumer,
+            fetch_batch: self.fetch_batch,
+            fetch_expires: self.fetch_expires,
+            max_ack_pending: self.max_ack_pending,
+            ack_wait: self.ack_wait,
+            max_deliver: self.max_deliver,
+            retry_backoff: self.retry_backoff,
+        }
+    }
+}
+
 impl Validate for ConsumerConfig {
     fn validate(&self) -> Vec<String> {
-        let mut problems = Vec::new();
-        if self.consumer.is_empty()
-            || !self
-                .consumer
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
-        {
-            problems.push("consumer: must be non-empty letters, digits, '-' or '_'".to_owned());
-        }
-        if self.fetch_batch == 0 || self.fetch_batch > 10_000 {
-            problems.push("fetch_batch: must be between 1 and 10000".to_owned());
-        }
-        if self.fetch_expires < Duration::from_millis(10) {
-            problems.push("fetch_expires: must be at least 10ms".to_owned());
-        }
-        if self.max_ack_pending < 1 {
-            problems.push("max_ack_pending: must be at least 1".to_owned());
-        }
-        if self.ack_wait < Duration::from_secs(1) {
-            problems.push("ack_wait: must be at least 1s".to_owned());
-        }
-        if self.max_deliver == 0 || self.max_deliver < -1 {
-            problems.push("max_deliver: must be -1 (unlimited) or at least 1".to_owned());
-        }
-        if self.retry_backoff.is_zero() {
-            problems.push("retry_backoff: must be greater than 0".to_owned());
-        }
+        let mut problems = self.pull_settings().problems();
         if self.max_backoff < self.retry_backoff {
             problems.push("max_backoff: must be at least retry_backoff".to_owned());
         }

@@ -17,8 +17,9 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use async_nats::jetstream::consumer::pull::Config as PullConfig;
-use async_nats::jetstream::consumer::{AckPolicy, Consumer, DeliverPolicy};
+use async_nats::jetstream::consumer::Consumer;
 use async_nats::jetstream::{AckKind, Context, Message};
+use meshwatch_bus::consumer::{self, sleep_or_cancel};
 use meshwatch_bus::{MessageKind, Names, dead_letter};
 use meshwatch_proto::v1;
 use meshwatch_runtime::Condition;
@@ -246,30 +247,14 @@ impl Worker {
     }
 
     async fn consumer(&self) -> Result<Consumer<PullConfig>, String> {
-        let stream = self
-            .context
-            .get_stream(&self.stream)
-            .await
-            .map_err(|e| format!("stream {}: {e}", self.stream))?;
-        let config = PullConfig {
-            durable_name: Some(self.config.consumer.clone()),
-            name: Some(self.config.consumer.clone()),
-            description: Some(format!(
-                "meshwatch aggregator: {} to the sink",
-                self.handler.name()
-            )),
-            filter_subjects: self.filters.clone(),
-            ack_policy: AckPolicy::Explicit,
-            ack_wait: self.config.ack_wait,
-            max_deliver: self.config.max_deliver,
-            max_ack_pending: self.config.max_ack_pending,
-            deliver_policy: DeliverPolicy::All,
-            ..PullConfig::default()
-        };
-        stream
-            .get_or_create_consumer(&self.config.consumer, config)
-            .await
-            .map_err(|e| format!("consumer {}: {e}", self.config.consumer))
+        consumer::durable_pull(
+            &self.context,
+            &self.stream,
+            &self.config.pull_settings(),
+            self.filters.clone(),
+            format!("meshwatch aggregator: {} to the sink", self.handler.name()),
+        )
+        .await
     }
 
     async fn fetch(
@@ -429,13 +414,5 @@ impl Worker {
         )
         .await;
         self.count(outcome.label(), 1);
-    }
-}
-
-/// Sleeps `duration`; `true` when `cancel` fired first.
-async fn sleep_or_cancel(cancel: &CancellationToken, duration: Duration) -> bool {
-    tokio::select! {
-        () = cancel.cancelled() => true,
-        () = tokio::time::sleep(duration) => false,
     }
 }

@@ -1,6 +1,8 @@
 //! Meshwatch's message bus (ARCHITECTURE.md §6, §8): NATS JetStream subjects, streams and
 //! envelopes, and the publishers the ingest hands its closed snapshots to.
 //!
+//! - [`consumer`]: durable pull consumers: settings checks, creation, the workers' backoff;
+//! - [`dead_letter`]: poison messages to `meshwatch.v1.dlq.<kind>` with a reason;
 //! - [`subjects`]: every subject, stream, consumer and message-id format, in one place;
 //! - [`config`]: [`NatsConfig`] (connection, streams, publish buffer), strictly parsed;
 //! - [`envelope`]: [`SnapshotMessage`], a snapshot encoded once with its headers;
@@ -11,6 +13,7 @@
 //! - [`metrics`]: `meshwatch_bus_*` Prometheus metrics, registered by the service.
 
 pub mod config;
+pub mod consumer;
 pub mod dead_letter;
 pub mod envelope;
 pub mod error;

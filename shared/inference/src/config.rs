@@ -8,6 +8,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use meshwatch_bus::NatsConfig;
+use meshwatch_bus::consumer::PullSettings;
 use meshwatch_bus::subjects::consumers;
 use meshwatch_model::{ExecutionProvider, LoadOptions, ModelKind, ServingOptions};
 use meshwatch_runtime::service::ServiceConfig;
@@ -330,7 +331,8 @@ pub struct StreamConfig {
     /// Time before an unacknowledged message is redelivered.
     #[serde(with = "humantime_serde")]
     pub ack_wait: Duration,
-    /// Deliveries of a message that keeps failing before it goes to the dead-letter subject.
+    /// Deliveries of a message that keeps failing before it goes to the dead-letter subject;
+    /// -1: unlimited.
     pub max_deliver: i64,
     /// Graphs whose history is kept; the least recently updated one is forgotten beyond it.
     pub max_graphs: usize,
@@ -364,40 +366,29 @@ impl Default for StreamConfig {
     }
 }
 
+impl StreamConfig {
+    /// The consumer and pull settings, as `meshwatch_bus::consumer` takes them.
+    pub fn pull_settings(&self) -> PullSettings<'_> {
+        PullSettings {
+            consumer: &self.consumer,
+            fetch_batch: self.fetch_batch,
+            fetch_expires: self.fetch_expires,
+            max_ack_pending: self.max_ack_pending,
+            ack_wait: self.ack_wait,
+            max_deliver: self.max_deliver,
+            retry_backoff: self.retry_backoff,
+        }
+    }
+}
+
 impl Validate for StreamConfig {
     fn validate(&self) -> Vec<String> {
-        let mut problems = Vec::new();
-        if self.consumer.is_empty()
-            || !self
-                .consumer
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
-        {
-            problems.push("consumer: must be non-empty letters, digits, '-' or '_'".to_owned());
-        }
-        if self.fetch_batch == 0 || self.fetch_batch > 10_000 {
-            problems.push("fetch_batch: must be between 1 and 10000".to_owned());
-        }
-        if self.fetch_expires < Duration::from_millis(10) {
-            problems.push("fetch_expires: must be at least 10ms".to_owned());
-        }
-        if self.max_ack_pending < 1 {
-            problems.push("max_ack_pending: must be at least 1".to_owned());
-        }
-        if self.ack_wait < Duration::from_secs(1) {
-            problems.push("ack_wait: must be at least 1s".to_owned());
-        }
-        if self.max_deliver < 1 {
-            problems.push("max_deliver: must be at least 1".to_owned());
-        }
+        let mut problems = self.pull_settings().problems();
         if self.max_graphs == 0 {
             problems.push("max_graphs: must be at least 1".to_owned());
         }
         if self.late_windows > 1_000 {
             problems.push("late_windows: must be at most 1000".to_owned());
-        }
-        if self.retry_backoff.is_zero() {
-            problems.push("retry_backoff: must be greater than 0".to_owned());
         }
         problems
     }

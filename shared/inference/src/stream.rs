@@ -23,10 +23,11 @@ use std::time::{Duration, Instant};
 
 use async_nats::HeaderMap;
 use async_nats::jetstream::consumer::pull::{Config as PullConfig, OrderedConfig};
-use async_nats::jetstream::consumer::{AckPolicy, Consumer, DeliverPolicy};
+use async_nats::jetstream::consumer::{Consumer, DeliverPolicy};
 use async_nats::jetstream::message::PublishMessage;
 use async_nats::jetstream::{AckKind, Context, Message};
 use futures::StreamExt as _;
+use meshwatch_bus::consumer::{self, sleep_or_cancel};
 use meshwatch_bus::envelope::{HEADER_CONTENT_TYPE, HEADER_MSG_ID, HEADER_SCHEMA};
 use meshwatch_bus::{MessageKind, Names, dead_letter, subjects};
 use meshwatch_graph::features::StepFeatures;
@@ -168,31 +169,14 @@ impl StreamWorker {
     }
 
     async fn consumer(&self) -> Result<Consumer<PullConfig>, String> {
-        let stream_name = self.names.snapshots_stream();
-        let stream = self
-            .context
-            .get_stream(&stream_name)
-            .await
-            .map_err(|e| format!("stream {stream_name}: {e}"))?;
-        let config = PullConfig {
-            durable_name: Some(self.config.consumer.clone()),
-            name: Some(self.config.consumer.clone()),
-            description: Some(format!(
-                "meshwatch {}: graph snapshots to reports",
-                self.kind
-            )),
-            filter_subject: self.names.filter(MessageKind::Snapshot),
-            ack_policy: AckPolicy::Explicit,
-            ack_wait: self.config.ack_wait,
-            max_deliver: self.config.max_deliver,
-            max_ack_pending: self.config.max_ack_pending,
-            deliver_policy: DeliverPolicy::All,
-            ..PullConfig::default()
-        };
-        stream
-            .get_or_create_consumer(&self.config.consumer, config)
-            .await
-            .map_err(|e| format!("consumer {}: {e}", self.config.consumer))
+        consumer::durable_pull(
+            &self.context,
+            &self.names.snapshots_stream(),
+            &self.config.pull_settings(),
+            vec![self.names.filter(MessageKind::Snapshot)],
+            format!("meshwatch {}: graph snapshots to reports", self.kind),
+        )
+        .await
     }
 
     async fn fetch(&self, consumer: &Consumer<PullConfig>) -> Result<Vec<Message>, String> {
@@ -504,13 +488,5 @@ impl StreamWorker {
                 .ok()
                 .map(|r| r.window_start_ms),
         }
-    }
-}
-
-/// Sleeps `duration`; `true` when `cancel` fired first.
-async fn sleep_or_cancel(cancel: &CancellationToken, duration: Duration) -> bool {
-    tokio::select! {
-        () = cancel.cancelled() => true,
-        () = tokio::time::sleep(duration) => false,
     }
 }
