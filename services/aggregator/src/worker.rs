@@ -16,8 +16,8 @@
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use async_nats::jetstream::consumer::pull::Config as PullConfig;
 use async_nats::jetstream::consumer::Consumer;
+use async_nats::jetstream::consumer::pull::Config as PullConfig;
 use async_nats::jetstream::{AckKind, Context, Message};
 use meshwatch_bus::consumer::{self, sleep_or_cancel};
 use meshwatch_bus::{MessageKind, Names, dead_letter};

@@ -24,6 +24,7 @@ pub mod clickhouse;
 pub mod models;
 pub mod nats;
 pub mod ports;
+pub mod process;
 pub mod python;
 pub mod results;
 pub mod snapshots;

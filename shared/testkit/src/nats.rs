@@ -179,17 +179,12 @@ impl NatsServer {
     }
 
     fn log_tail(&self) -> String {
-        let log = std::fs::read_to_string(self.log_path()).unwrap_or_default();
-        let start = log.len().saturating_sub(2000);
-        log.get(start..).unwrap_or_default().to_owned()
+        crate::process::log_tail(&self.log_path())
     }
 
     /// Kills the server (like a crash); the store stays.
     pub fn stop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
+        crate::process::kill(&mut self.child);
     }
 
     /// Starts the server (again) on the same port with the same store.
