@@ -92,14 +92,8 @@ cmd_start() {
     local logfile="$dir/clickhouse.log"
     : >"$logfile"
 
-    # setsid: not in the caller's process group, so a Ctrl-C in the caller's terminal does not
-    # kill it; stdin/stdout/stderr detached, so `$(clickhouse.sh start)` does not wait for it.
-    local launcher=()
-    if have setsid; then
-        launcher=(setsid)
-    fi
-    "${launcher[@]}" "$serve" "$dir" "$port" </dev/null >>"$logfile" 2>&1 8>&- 9>&- &
-    local launched=$!
+    launch_detached "$logfile" "$serve" "$dir" "$port"
+    local launched=$LAUNCHED_PID
 
     # Wait for /ping. The launcher writes its own pid file; that pid is the one to record (with
     # setsid the launched pid can be a short-lived parent).

@@ -80,6 +80,22 @@ with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
 PY
 }
 
+# launch_detached LOGFILE CMD...: runs CMD in the background out of the caller's process group
+# (setsid when available: a Ctrl-C in the caller's terminal does not kill it), stdin detached,
+# stdout/stderr appended to LOGFILE (so `$(script start)` does not wait for it). Sets
+# LAUNCHED_PID to the pid started (with setsid it can be a short-lived parent: servers that
+# write their own pid file should be tracked by that).
+launch_detached() {
+    local logfile="$1"
+    shift
+    local launcher=()
+    if have setsid; then
+        launcher=(setsid)
+    fi
+    "${launcher[@]}" "$@" </dev/null >>"$logfile" 2>&1 8>&- 9>&- &
+    LAUNCHED_PID=$!
+}
+
 # url_ok URL: true when GET URL answers 2xx within 2 s.
 url_ok() {
     if have curl; then

@@ -91,16 +91,9 @@ cmd_start() {
     local logfile="$dir/nats.log"
     : >"$logfile"
 
-    # setsid: not in the caller's process group, so a Ctrl-C in the caller's terminal does not
-    # kill it; stdin/stdout/stderr detached, so `$(nats.sh start)` does not wait for the server.
-    local launcher=()
-    if have setsid; then
-        launcher=(setsid)
-    fi
-    "${launcher[@]}" "$bin" -js -sd "$dir/js" -a 127.0.0.1 -p "$port" -m "$mon" \
-        -n "meshwatch-local-$port" -P "$dir/nats.pid" \
-        </dev/null >>"$logfile" 2>&1 8>&- 9>&- &
-    local launched=$!
+    launch_detached "$logfile" "$bin" -js -sd "$dir/js" -a 127.0.0.1 -p "$port" -m "$mon" \
+        -n "meshwatch-local-$port" -P "$dir/nats.pid"
+    local launched=$LAUNCHED_PID
 
     # Wait for JetStream health. The server writes its own pid file; that pid is the one to
     # record (with setsid the launched pid can be a short-lived parent).
