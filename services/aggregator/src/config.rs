@@ -284,6 +284,23 @@ mod tests {
     }
 
     #[test]
+    fn a_partly_set_consumer_table_keeps_its_own_consumer_name() {
+        let args = meshwatch_runtime::CommonArgs {
+            set: vec!["snapshots.fetch_batch=10".to_owned()],
+            ..meshwatch_runtime::CommonArgs::default()
+        };
+        let config: AggregatorConfig =
+            meshwatch_runtime::load_with_env(&args, std::iter::empty::<(String, String)>())
+                .expect("valid");
+        assert_eq!(config.snapshots.fetch_batch, 10);
+        assert_eq!(
+            config.snapshots.consumer,
+            AggregatorConfig::default().snapshots.consumer
+        );
+        assert_ne!(config.snapshots.consumer, config.results.consumer);
+    }
+
+    #[test]
     fn parses_strictly() {
         let text = r#"
             max_threshold_series = 10

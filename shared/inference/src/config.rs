@@ -483,6 +483,20 @@ mod tests {
     }
 
     #[test]
+    fn a_partly_set_stream_table_keeps_the_roles_consumer() {
+        let args = meshwatch_runtime::CommonArgs {
+            set: vec!["stream.fetch_expires=3s".to_owned()],
+            ..meshwatch_runtime::CommonArgs::default()
+        };
+        let f: InferenceConfig<Forecaster> =
+            meshwatch_runtime::load_with_env(&args, std::iter::empty::<(String, String)>())
+                .expect("valid");
+        assert_eq!(f.stream.consumer, "forecaster");
+        assert_eq!(f.stream.fetch_expires, Duration::from_secs(3));
+        assert_eq!(f.model.dir, PathBuf::from("models/forecaster"));
+    }
+
+    #[test]
     fn bad_values_are_named() {
         let mut c = InferenceConfig::<Detector>::default();
         c.model.sessions = 0;

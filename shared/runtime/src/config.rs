@@ -2,7 +2,9 @@
 //!
 //! Precedence, lowest first:
 //!
-//! 1. **defaults** — `T::default()`, through `#[serde(default)]` on every config struct;
+//! 1. **defaults** — `T::default()`, serialised and merged like any layer (so a table that a
+//!    later layer sets partly keeps what `T::default()` gave its other keys, not what the nested
+//!    type's own `Default` would), then a program's own base layer ([`load_with_base`]);
 //! 2. **file** — the TOML file given with `--config PATH` (optional);
 //! 3. **environment** — `MESHWATCH_<SECTION>__<KEY>` with `__` between nesting levels, names
 //!    lowercased: `MESHWATCH_INGEST__WINDOW=30s` sets `ingest.window`,
@@ -130,7 +132,55 @@ where
     K: Into<OsString>,
     V: Into<OsString>,
 {
+    load_with_base(args, env, toml::Table::new())
+}
+
+/// [`load_with_env`] over a `base` layer of the loading program's own defaults, between
+/// `T::default()` and the file.
+///
+/// `T::default()`, serialised, is the lowest layer: serde alone would fill a table that a layer
+/// sets partly from the nested type's own `Default`, losing what `T::default()` put there (the
+/// forecaster's consumer name under `stream`, for one: `--set stream.fetch_expires=1s` made the
+/// forecaster consume as `detector`).
+///
+/// # Errors
+///
+/// [`ConfigError::Invalid`] listing every problem found.
+pub fn load_with_base<T, I, K, V>(
+    args: &CommonArgs,
+    env: I,
+    base: toml::Table,
+) -> Result<T, ConfigError>
+where
+    T: DeserializeOwned + Serialize + Default + Validate,
+    I: IntoIterator<Item = (K, V)>,
+    K: Into<OsString>,
+    V: Into<OsString>,
+{
     let mut layers = Layers::default();
+    // `T::default()` itself is the lowest layer, so that a nested table a layer sets partly
+    // keeps the defaults its parent gives it (a role's consumer name, `meshwatch run`'s
+    // window), rather than the nested type's own `Default`.
+    match toml::Value::try_from(T::default()) {
+        Ok(toml::Value::Table(defaults)) => layers.add_base(defaults),
+        Ok(other) => {
+            return Err(ConfigError::Invalid(vec![Problem {
+                kind: ProblemKind::InvalidValue,
+                key: None,
+                origin: None,
+                message: format!("the defaults are not a table but {}", other.type_str()),
+            }]));
+        }
+        Err(error) => {
+            return Err(ConfigError::Invalid(vec![Problem {
+                kind: ProblemKind::InvalidValue,
+                key: None,
+                origin: None,
+                message: format!("the defaults cannot be written as TOML: {error}"),
+            }]));
+        }
+    }
+    layers.add_base(base);
     if let Some(path) = &args.config {
         layers.add_file(path);
     }

@@ -181,7 +181,7 @@ pub mod telemetry;
 pub use admin::{AdminError, Condition, Readiness, bind_admin, router, serve_admin};
 pub use config::{
     AdminConfig, CommonArgs, ConfigError, LogConfig, LogFormat, ShutdownConfig, Validate,
-    effective_toml, load, load_with_env, nested,
+    effective_toml, load, load_with_base, load_with_env, nested,
 };
 pub use error::{Classify, ErrorClass, public_message, to_status};
 pub use metrics::MetricsError;

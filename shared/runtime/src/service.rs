@@ -35,7 +35,8 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::{
-    CommonArgs, LogConfig, Readiness, Shutdown, Validate, effective_toml, init_tracing, load,
+    CommonArgs, LogConfig, Readiness, Shutdown, Validate, effective_toml, init_tracing,
+    load_with_base,
 };
 
 /// What [`main`] needs to know about a service's configuration.
@@ -44,6 +45,11 @@ pub trait ServiceConfig: DeserializeOwned + Serialize + Default + Validate {
     fn log(&self) -> &LogConfig;
     /// How long the drain may take after a shutdown signal (`shutdown.grace`).
     fn grace(&self) -> Duration;
+    /// Defaults of this program over the types' own, as a layer below the file
+    /// ([`crate::load_with_base`]); none by default.
+    fn base_layer() -> toml::Table {
+        toml::Table::new()
+    }
 }
 
 /// What happens to tasks still running on the tokio runtime after the drain.
@@ -67,7 +73,7 @@ where
     F: AsyncFnOnce(C, &Shutdown) -> Result<R, E>,
     E: Display,
 {
-    let config: C = match load(common) {
+    let config: C = match load_with_base(common, std::env::vars_os(), C::base_layer()) {
         Ok(config) => config,
         Err(error) => {
             eprintln!("{name}: {error}");

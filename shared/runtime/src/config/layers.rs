@@ -77,6 +77,11 @@ pub(crate) struct Layers {
 }
 
 impl Layers {
+    /// Merges the loading program's own defaults (the lowest layer).
+    pub(crate) fn add_base(&mut self, table: Table) {
+        self.merge(Vec::new(), Value::Table(table), &Origin::Base, None);
+    }
+
     /// Reads and merges the TOML file at `path`.
     pub(crate) fn add_file(&mut self, path: &Path) {
         let origin = Origin::File(path.to_owned());

@@ -7,6 +7,9 @@ use std::path::PathBuf;
 /// Where a configuration value came from.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Origin {
+    /// A default of the program that loads the configuration, over the types' own defaults
+    /// ([`crate::load_with_base`]).
+    Base,
     /// The TOML file given with `--config`.
     File(PathBuf),
     /// An environment variable (its name; values are never echoed, they may be secrets).
@@ -18,6 +21,7 @@ pub enum Origin {
 impl fmt::Display for Origin {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
+            Self::Base => f.write_str("built-in default"),
             Self::File(path) => write!(f, "file {}", path.display()),
             Self::Env(name) => write!(f, "env {name}"),
             Self::Set(key) => write!(f, "--set {key}"),

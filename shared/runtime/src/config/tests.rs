@@ -393,8 +393,8 @@ fn effective_toml_round_trips() -> anyhow::Result<()> {
     Ok(())
 }
 
-/// A struct without defaults: a missing key is an error with its path, and an invalid required
-/// value is reported once (not again as missing after it was set aside).
+/// A struct without `#[serde(default)]`: its `Default`, the lowest layer, still gives every key
+/// (nothing is "missing"), and an invalid value is reported once, with its path.
 #[derive(Debug, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct Required {
@@ -409,26 +409,21 @@ impl Validate for Required {
 }
 
 #[test]
-fn required_keys_without_defaults() -> anyhow::Result<()> {
-    let fixture = fixture(Some("count = -1\n"), &[])?;
-    let result: Result<Required, _> = load_with_env(&fixture.args, Vec::<(String, String)>::new());
+fn keys_of_no_layer_come_from_the_default_even_without_serde_defaults() -> anyhow::Result<()> {
+    let invalid = fixture(Some("count = -1\n"), &[])?;
+    let result: Result<Required, _> = load_with_env(&invalid.args, Vec::<(String, String)>::new());
     let Err(error) = result else {
         anyhow::bail!("expected an error");
     };
     let problems = error.problems();
-    assert_eq!(problems.len(), 2, "{problems:#?}");
-    assert!(
-        find(problems, ProblemKind::MissingKey, "name").is_some(),
-        "{error}"
-    );
+    assert_eq!(problems.len(), 1, "{problems:#?}");
     assert!(
         find(problems, ProblemKind::InvalidValue, "count").is_some(),
         "{error}"
     );
-    assert!(
-        error.to_string().contains("missing required key `name`"),
-        "{error}"
-    );
+    let valid = fixture(Some("count = 3\n"), &[])?;
+    let config: Required = load_with_env(&valid.args, Vec::<(String, String)>::new())?;
+    assert_eq!((config.name.as_str(), config.count), ("", 3));
     Ok(())
 }
 
@@ -476,5 +471,57 @@ fn problems_inside_arrays_of_tables() -> anyhow::Result<()> {
             weight: 2
         }]
     );
+    Ok(())
+}
+
+/// A parent whose `Default` gives a nested table values other than the nested type's own.
+#[derive(Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct ParentConfig {
+    ingest: IngestSection,
+}
+
+impl Default for ParentConfig {
+    fn default() -> Self {
+        Self {
+            ingest: IngestSection {
+                window: Duration::from_secs(10),
+                default_graph: "parent".to_owned(),
+                ..IngestSection::default()
+            },
+        }
+    }
+}
+
+impl Validate for ParentConfig {
+    fn validate(&self) -> Vec<String> {
+        Vec::new()
+    }
+}
+
+#[test]
+fn a_partly_set_table_keeps_the_parents_defaults() -> anyhow::Result<()> {
+    let sets = fixture(None, &["ingest.max_spans=7"])?;
+    let config: ParentConfig = load_with_env(&sets.args, std::iter::empty::<(String, String)>())?;
+    assert_eq!(config.ingest.max_spans, 7);
+    assert_eq!(config.ingest.window, Duration::from_secs(10));
+    assert_eq!(config.ingest.default_graph, "parent");
+    // A file setting the same table partly: the same.
+    let file = fixture(Some("[ingest]\nratio = 0.9\n"), &[])?;
+    let config: ParentConfig = load_with_env(&file.args, std::iter::empty::<(String, String)>())?;
+    assert_eq!(config.ingest.ratio, 0.9);
+    assert_eq!(config.ingest.default_graph, "parent");
+    Ok(())
+}
+
+#[test]
+fn a_base_layer_sits_between_the_defaults_and_the_file() -> anyhow::Result<()> {
+    let base: toml::Table = toml::from_str("[ingest]\ndefault_graph = \"base\"\nmax_spans = 5\n")?;
+    let file = fixture(Some("[ingest]\nmax_spans = 9\n"), &[])?;
+    let config: TestConfig =
+        load_with_base(&file.args, std::iter::empty::<(String, String)>(), base)?;
+    assert_eq!(config.ingest.default_graph, "base");
+    assert_eq!(config.ingest.max_spans, 9);
+    assert_eq!(config.ingest.window, Duration::from_secs(30));
     Ok(())
 }
