@@ -15,9 +15,20 @@
 //! that touches none opens an incident. The matching is computed over all groups at once (a
 //! union-find over groups and incidents), so it is order-independent as well.
 //!
+//! # Opening
+//! A group that touches no open incident opens one only when it is more than a blip: one of its
+//! services has been anomalous for `open_after_windows` consecutive windows (2), or its
+//! severity — the largest `score/threshold` ratio of its services — reaches `open_severity`
+//! (2). The incident's opening time is then the first window of the longest such run, so it
+//! dates the onset rather than the confirmation. Until then the group waits: its services'
+//! scores are stored as anomalous, but no incident row is written. Joining an open incident
+//! needs neither condition.
+//!
 //! An incident that grew or stayed anomalous in a window is updated: services added, severity
-//! = the largest `score/threshold` ratio of its services over its life, `last_anomalous_ms`,
-//! and its root causes re-ranked on this window ([`crate::rootcause`]). It resolves at the
+//! = the largest `score/threshold` ratio of its services over its life, `last_anomalous_ms`;
+//! its root causes ([`crate::rootcause`]) are ranked again when this window's severity reaches
+//! that peak — the strongest evidence — so a weaker window later (the fault fading, a blip of a
+//! neighbour) does not replace them. It resolves at the
 //! first window that starts `resolve_after_windows` window lengths or more after its last
 //! anomalous window with none of its services anomalous.
 //!
@@ -44,6 +55,11 @@ pub struct IncidentConfig {
     pub resolve_after_windows: u32,
     /// Whether two anomalous services sharing a normal neighbour belong to one group.
     pub bridge_normal: bool,
+    /// Consecutive anomalous windows of one of its services after which a new group opens an
+    /// incident (1: at once).
+    pub open_after_windows: u32,
+    /// Severity (largest score/threshold ratio) at which a new group opens an incident at once.
+    pub open_severity: f64,
     /// Root-cause ranking.
     pub rank: RankConfig,
 }
@@ -53,6 +69,8 @@ impl Default for IncidentConfig {
         Self {
             resolve_after_windows: 3,
             bridge_normal: true,
+            open_after_windows: 2,
+            open_severity: 2.0,
             rank: RankConfig::default(),
         }
     }
@@ -65,6 +83,14 @@ impl IncidentConfig {
         p.check(
             !(1..=100_000).contains(&self.resolve_after_windows),
             "resolve_after_windows must be in 1..=100000",
+        );
+        p.check(
+            !(1..=100_000).contains(&self.open_after_windows),
+            "open_after_windows must be in 1..=100000",
+        );
+        p.check(
+            !(self.open_severity.is_finite() && self.open_severity >= 1.0),
+            "open_severity must be finite and >= 1",
         );
         self.rank.check(&mut p);
         p.finish()

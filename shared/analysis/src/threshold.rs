@@ -30,10 +30,18 @@
 //! last `d` normal scores (the first `d` normal scores only fill that window). The threshold
 //! reported in score units is `z_q + M_i`, and normal scores slide into the window.
 //!
+//! # Warm-up
+//! The first `warmup_windows` finite scores of a series (12: the detector's history length T)
+//! are neither judged nor learned from: the detector scores a new service on a partial history,
+//! and its first scores say little about its normal level. They are reported with threshold
+//! `+∞` (never an anomaly); calibration starts after them.
+//!
 //! # Calibration fallback
 //! Until calibrated, a score is judged against a robust threshold on the calibration scores
-//! seen so far *and the current one*: `max(min_threshold, median + fallback_mads·1.4826·MAD)`
-//! (1.4826 makes the MAD estimate a standard deviation for normal data); for DSPOT, once its
+//! seen so far *and the current one*: Tukey's outer fence `max(min_threshold, Q3 +
+//! fallback_iqrs·IQR)` (with the default 3, about mean + 4.7σ for normal data; unlike a
+//! median-and-MAD rule it does not flag the upper mode of a two-level score series — a
+//! service whose score alternates with its traffic — as extreme); for DSPOT, once its
 //! window is full, on the scores relative to the moving average, plus that average. Counting the
 //! current score means the first score of a series is never an anomaly on its own. As in the
 //! paper, every calibration score enters the calibration (the batch is taken as normal):
@@ -55,15 +63,14 @@ pub use gpd::{GpdFit, Peak};
 pub use registry::{SeriesKey, SeriesState, Thresholds, ThresholdsState};
 use tail::Tail;
 
-/// Scale factor that makes the MAD a consistent estimate of σ for normal data.
-const MAD_SCALE: f64 = 1.482_6;
-
 /// Configuration of one adaptive threshold (the same for every series).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct ThresholdConfig {
     /// Risk `q`: the probability that a normal score exceeds the threshold (e.g. `1e-3`).
     pub risk: f64,
+    /// First scores of a series that are neither judged nor learned from (threshold `+∞`).
+    pub warmup_windows: usize,
     /// Normal scores used to calibrate the model (`n` of the initial batch).
     pub calibration_windows: usize,
     /// Quantile `p` of the calibration scores that sets `t`, the start of the tail.
@@ -71,8 +78,9 @@ pub struct ThresholdConfig {
     /// DSPOT: length of the moving average of normal scores the model runs relative to;
     /// `None` runs plain SPOT.
     pub depth: Option<usize>,
-    /// Width, in scaled MADs above the median, of the threshold used while calibrating.
-    pub fallback_mads: f64,
+    /// Width, in interquartile ranges above the third quartile, of the threshold used while
+    /// calibrating (Tukey's fence).
+    pub fallback_iqrs: f64,
     /// Floor of every threshold reported.
     pub min_threshold: f64,
     /// Peaks kept for the GPD fit (the most recent ones).
@@ -83,10 +91,11 @@ impl Default for ThresholdConfig {
     fn default() -> Self {
         Self {
             risk: 1e-3,
+            warmup_windows: 12,
             calibration_windows: 100,
             initial_quantile: 0.9,
             depth: None,
-            fallback_mads: 5.0,
+            fallback_iqrs: 3.0,
             min_threshold: 0.0,
             max_peaks: 500,
         }
@@ -110,6 +119,10 @@ impl ThresholdConfig {
             "risk must be below 1 - initial_quantile (the tail starts above the threshold)",
         );
         p.check(
+            self.warmup_windows > 1_000_000,
+            "warmup_windows must be at most 1000000",
+        );
+        p.check(
             !(2..=1_000_000).contains(&self.calibration_windows),
             "calibration_windows must be in 2..=1000000",
         );
@@ -118,8 +131,8 @@ impl ThresholdConfig {
             "depth must be in 1..=100000",
         );
         p.check(
-            !(self.fallback_mads.is_finite() && self.fallback_mads >= 0.0),
-            "fallback_mads must be finite and >= 0",
+            !(self.fallback_iqrs.is_finite() && self.fallback_iqrs >= 0.0),
+            "fallback_iqrs must be finite and >= 0",
         );
         p.check(
             !self.min_threshold.is_finite(),
@@ -213,6 +226,14 @@ impl Spot {
                 threshold,
                 is_anomaly,
                 calibrated: self.is_calibrated(),
+            };
+        }
+        if self.observed < self.config.warmup_windows as u64 {
+            self.observed = self.observed.saturating_add(1);
+            return Decision {
+                threshold: f64::INFINITY,
+                is_anomaly: false,
+                calibrated: false,
             };
         }
         self.observed = self.observed.saturating_add(1);
@@ -343,31 +364,24 @@ impl Spot {
         if values.is_empty() {
             return self.config.min_threshold;
         }
-        let median = median_of(&mut values);
-        let mut deviations: Vec<f64> = values.iter().map(|x| (x - median).abs()).collect();
-        let mad = median_of(&mut deviations);
-        self.floor(base + median + self.config.fallback_mads * MAD_SCALE * mad)
+        values.sort_unstable_by(f64::total_cmp);
+        let q1 = quantile_sorted(&values, 0.25);
+        let q3 = quantile_sorted(&values, 0.75);
+        self.floor(base + q3 + self.config.fallback_iqrs * (q3 - q1))
     }
 }
 
-/// Median of a slice (reorders it); 0 when empty.
-fn median_of(values: &mut [f64]) -> f64 {
-    let n = values.len();
-    if n == 0 {
+/// Quantile `p` of sorted `values` by linear interpolation between order statistics (type 7, as
+/// numpy's default); 0 when empty.
+fn quantile_sorted(values: &[f64], p: f64) -> f64 {
+    let Some(last) = values.len().checked_sub(1) else {
         return 0.0;
-    }
-    let mid = n / 2;
-    let (_, upper, _) = values.select_nth_unstable_by(mid, f64::total_cmp);
-    let upper = *upper;
-    if n % 2 == 1 {
-        upper
-    } else {
-        let lower = values[..mid]
-            .iter()
-            .copied()
-            .fold(f64::NEG_INFINITY, f64::max);
-        0.5 * (lower + upper)
-    }
+    };
+    let h = p.clamp(0.0, 1.0) * last as f64;
+    let lo = h.floor() as usize;
+    let hi = h.ceil() as usize;
+    let (a, b) = (values[lo.min(last)], values[hi.min(last)]);
+    a + (h - lo as f64) * (b - a)
 }
 
 #[cfg(test)]

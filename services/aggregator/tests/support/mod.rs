@@ -68,6 +68,7 @@ pub fn config(nats: &NatsConfig) -> AggregatorConfig {
     config.nats = nats.clone();
     config.batch.max_delay = Duration::from_millis(200);
     config.thresholds = ThresholdConfig {
+        warmup_windows: 5,
         calibration_windows: 20,
         risk: 1e-3,
         ..ThresholdConfig::default()

@@ -47,9 +47,85 @@ fn tracker(bridge_normal: bool, resolve_after_windows: u32) -> IncidentTracker {
     IncidentTracker::new(IncidentConfig {
         resolve_after_windows,
         bridge_normal,
+        // These tests are about grouping: open at the first anomalous window.
+        open_after_windows: 1,
         ..IncidentConfig::default()
     })
     .expect("valid")
+}
+
+#[test]
+fn a_one_window_blip_opens_nothing_but_a_run_or_a_severe_window_does() {
+    let mut t = IncidentTracker::new(IncidentConfig::default()).expect("valid");
+    // A mild blip of b: nothing; b normal again; then c mild for two windows: opens, dated
+    // to the first of them.
+    assert!(
+        t.observe(&window(1, CHAIN, &[("b", 1.3)]))
+            .expect("ok")
+            .is_empty()
+    );
+    assert!(t.observe(&window(2, CHAIN, &[])).expect("ok").is_empty());
+    assert!(
+        t.observe(&window(3, CHAIN, &[("c", 1.2)]))
+            .expect("ok")
+            .is_empty()
+    );
+    let changes = t.observe(&window(4, CHAIN, &[("c", 1.4)])).expect("ok");
+    assert_eq!(summary(&changes), [(ChangeKind::Opened, vec!["c"], 1)]);
+    assert_eq!(changes[0].incident.opened_ms, 3 * W);
+    assert_eq!(
+        changes[0].incident.id,
+        stable_id(&["incident", "shop", &(3 * W).to_string(), "c"])
+    );
+    // A severe window of an unrelated service opens at once.
+    let changes = t
+        .observe(&window(5, CHAIN, &[("c", 1.4), ("y", 2.5)]))
+        .expect("ok");
+    let kinds: Vec<(ChangeKind, Vec<&str>)> = summary(&changes)
+        .into_iter()
+        .map(|(k, s, _)| (k, s))
+        .collect();
+    assert!(
+        kinds.contains(&(ChangeKind::Opened, vec!["y"])),
+        "{kinds:?}"
+    );
+    assert!(
+        kinds.contains(&(ChangeKind::Updated, vec!["c"])),
+        "{kinds:?}"
+    );
+}
+
+#[test]
+fn root_causes_come_from_the_window_of_peak_severity() {
+    let mut t = tracker(false, 3);
+    let opened = t.observe(&window(1, CHAIN, &[("c", 5.0)])).expect("ok");
+    assert_eq!(opened[0].incident.root_causes[0].service, "c");
+    // A weaker window with only a neighbour anomalous: joins, does not re-rank.
+    let weaker = t.observe(&window(2, CHAIN, &[("b", 1.5)])).expect("ok");
+    assert_eq!(summary(&weaker), [(ChangeKind::Updated, vec!["b", "c"], 2)]);
+    assert_eq!(weaker[0].incident.root_causes[0].service, "c");
+    // A stronger one does.
+    let stronger = t.observe(&window(3, CHAIN, &[("b", 9.0)])).expect("ok");
+    assert_eq!(stronger[0].incident.root_causes[0].service, "b");
+    assert_eq!(stronger[0].incident.severity, 9.0);
+}
+
+#[test]
+fn a_gap_in_the_windows_ends_a_run() {
+    let mut t = IncidentTracker::new(IncidentConfig::default()).expect("valid");
+    assert!(
+        t.observe(&window(1, CHAIN, &[("b", 1.3)]))
+            .expect("ok")
+            .is_empty()
+    );
+    // Window 2 missing: b's run starts again at 3.
+    assert!(
+        t.observe(&window(3, CHAIN, &[("b", 1.3)]))
+            .expect("ok")
+            .is_empty()
+    );
+    let changes = t.observe(&window(4, CHAIN, &[("b", 1.3)])).expect("ok");
+    assert_eq!(changes[0].incident.opened_ms, 3 * W);
 }
 
 fn summary(changes: &[IncidentChange]) -> Vec<(ChangeKind, Vec<&str>, u64)> {
@@ -245,6 +321,22 @@ fn config_validation() {
         ..IncidentConfig::default()
     };
     assert!(IncidentTracker::new(bad).is_err());
+    for bad in [
+        IncidentConfig {
+            open_after_windows: 0,
+            ..IncidentConfig::default()
+        },
+        IncidentConfig {
+            open_severity: f64::NAN,
+            ..IncidentConfig::default()
+        },
+        IncidentConfig {
+            open_severity: 0.5,
+            ..IncidentConfig::default()
+        },
+    ] {
+        assert!(IncidentTracker::new(bad).is_err());
+    }
 }
 
 proptest! {

@@ -16,6 +16,9 @@ struct GraphState {
     last_window_start_ms: i64,
     /// Open incidents by id.
     open: BTreeMap<String, Incident>,
+    /// Services anomalous in the last window, with the first window of their current run.
+    #[serde(default)]
+    streaks: BTreeMap<String, i64>,
 }
 
 /// Tracks incidents per graph from the windows' scores. Serialisable, so that its state can be
@@ -139,9 +142,23 @@ impl IncidentTracker {
             .or_insert_with(|| GraphState {
                 last_window_start_ms: window.window_start_ms,
                 open: BTreeMap::new(),
+                streaks: BTreeMap::new(),
             });
-        state.last_window_start_ms = window.window_start_ms;
         let now = window.window_start_ms;
+        let window_ms = i64::from(window.window_ms.max(1));
+        // A gap in the windows ends every run.
+        let contiguous = now.saturating_sub(state.last_window_start_ms) <= window_ms;
+        state.streaks = canonical
+            .anomalous()
+            .map(|s| {
+                let start = match state.streaks.get(s) {
+                    Some(&start) if contiguous => start,
+                    _ => now,
+                };
+                (s.clone(), start)
+            })
+            .collect();
+        state.last_window_start_ms = now;
 
         let groups = groups(&canonical, config.bridge_normal);
         let open_ids: Vec<String> = state.open.keys().cloned().collect();
@@ -185,14 +202,28 @@ impl IncidentTracker {
             let (mut target, kind) = match existing.next() {
                 Some(first) => (first, ChangeKind::Updated),
                 None => {
+                    // The first window of the longest run among the group's services.
+                    let onset = services
+                        .iter()
+                        .filter_map(|s| state.streaks.get(s))
+                        .copied()
+                        .min()
+                        .unwrap_or(now);
+                    let run = (now - onset) / window_ms + 1;
+                    if run < i64::from(config.open_after_windows)
+                        && window_severity < config.open_severity
+                    {
+                        // A blip so far: no incident unless it lasts or grows.
+                        continue;
+                    }
                     let smallest = services.first().map_or("", String::as_str);
-                    let opened = now.to_string();
+                    let opened = onset.to_string();
                     let id = stable_id(&["incident", &window.graph, &opened, smallest]);
                     let incident = Incident {
                         id,
                         graph: window.graph.clone(),
                         status: IncidentStatus::Open,
-                        opened_ms: now,
+                        opened_ms: onset,
                         updated_ms: now,
                         resolved_ms: None,
                         last_anomalous_ms: now,
@@ -220,8 +251,12 @@ impl IncidentTracker {
                     incident: merged,
                 });
             }
+            // Ranked on the window of peak severity, the strongest evidence: a weaker window
+            // later in the incident (the fault fading, a blip nearby) does not re-rank it.
+            if target.root_causes.is_empty() || window_severity >= target.severity {
+                target.root_causes = rootcause::rank(&all, &canonical, &config.rank);
+            }
             target.severity = target.severity.max(window_severity);
-            target.root_causes = rootcause::rank(&all, &canonical, &config.rank);
             target.services = all.into_iter().collect();
             target.last_anomalous_ms = now;
             target.updated_ms = now;

@@ -28,8 +28,29 @@ impl Rng {
 fn config(calibration_windows: usize) -> ThresholdConfig {
     ThresholdConfig {
         calibration_windows,
+        warmup_windows: 0,
         ..ThresholdConfig::default()
     }
+}
+
+#[test]
+fn warm_up_scores_are_neither_judged_nor_learned() {
+    let mut spot = Spot::new(ThresholdConfig {
+        warmup_windows: 3,
+        ..config(4)
+    })
+    .expect("valid");
+    for x in [100.0, 1e6, 50.0] {
+        let d = spot.observe(x);
+        assert!(!d.is_anomaly && d.threshold == f64::INFINITY, "{d:?}");
+    }
+    assert_eq!(spot.observed(), 3);
+    // Calibration starts now, with none of the warm-up scores in it.
+    for x in [1.0, 1.1, 0.9] {
+        assert!(!spot.observe(x).is_anomaly);
+    }
+    assert!(!spot.is_calibrated());
+    assert!(spot.threshold() < 10.0, "{}", spot.threshold());
 }
 
 #[test]
@@ -90,17 +111,18 @@ fn excess_quantile_is_continuous_at_gamma_zero() {
 fn config_validation_reports_every_problem() {
     let bad = ThresholdConfig {
         risk: 0.0,
+        warmup_windows: 2_000_000,
         calibration_windows: 1,
         initial_quantile: 1.0,
         depth: Some(0),
-        fallback_mads: f64::NAN,
+        fallback_iqrs: f64::NAN,
         min_threshold: f64::INFINITY,
         max_peaks: 0,
     };
     let Err(AnalysisError::InvalidConfig { problems }) = bad.validate() else {
         panic!("invalid config accepted");
     };
-    assert_eq!(problems.len(), 8, "{problems:?}");
+    assert_eq!(problems.len(), 9, "{problems:?}");
     ThresholdConfig::default()
         .validate()
         .expect("default is valid");
@@ -114,6 +136,29 @@ fn first_score_is_never_an_anomaly() {
     assert!(!d.is_anomaly);
     assert!(!d.calibrated);
     assert_eq!(d.threshold, 123.0);
+}
+
+#[test]
+fn the_fallback_is_tukeys_outer_fence_and_spares_a_two_level_series() {
+    // Scores alternating between two levels (a service whose score follows its traffic): the
+    // upper level is normal, a score far above both is not.
+    let mut spot = Spot::new(config(100)).expect("valid");
+    for i in 0..30 {
+        let x = if i % 3 == 0 { 0.3 } else { 0.01 };
+        assert!(!spot.observe(x).is_anomaly, "window {i}: {x}");
+    }
+    // Q1 = 0.01, Q3 = 0.3 (10 of 31 at 0.3 puts Q3 just in the upper level): fence 0.3 + 3·0.29.
+    let next = spot.threshold();
+    assert!((next - (0.3 + 3.0 * 0.29)).abs() < 0.05, "{next}");
+    assert!(spot.observe(5.0).is_anomaly);
+}
+
+#[test]
+fn quantiles_interpolate_between_order_statistics() {
+    assert_eq!(quantile_sorted(&[], 0.5), 0.0);
+    assert_eq!(quantile_sorted(&[2.0], 0.75), 2.0);
+    assert_eq!(quantile_sorted(&[1.0, 2.0, 3.0, 4.0, 5.0], 0.75), 4.0);
+    assert!((quantile_sorted(&[1.0, 2.0, 3.0, 4.0], 0.25) - 1.75).abs() < 1e-12);
 }
 
 #[test]
@@ -372,12 +417,12 @@ proptest! {
     fn thresholds_never_below_min_threshold(
         scores in proptest::collection::vec(-1e6f64..1e6, 1..300),
         min_threshold in -10.0f64..10.0,
-        mads in 0.0f64..10.0,
+        iqrs in 0.0f64..10.0,
         depth in proptest::option::of(1usize..20),
     ) {
         let mut spot = Spot::new(ThresholdConfig {
             min_threshold,
-            fallback_mads: mads,
+            fallback_iqrs: iqrs,
             depth,
             ..config(100)
         }).expect("valid");
