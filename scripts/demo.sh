@@ -1,13 +1,18 @@
 #!/usr/bin/env bash
-# The README's first command: builds the `meshwatch` CLI and runs the ingest's graph code over
-# bundled real traces (TrainTicket and Online Boutique minutes from the Nezha study, one of them
-# during an injected CPU fault), printing a summary of the service graphs it finds.
+# The README's first command: the whole pipeline in one process on the embedded default.
+# Fetches ONNX Runtime (PyPI wheel, into the cache), builds the `meshwatch` CLI, and runs
+# `meshwatch demo`: the all-in-one (ingest, detector, forecaster, aggregator; in-process bus,
+# SQLite) driven by the fault-injection simulator — 45 simulated minutes of Online Boutique,
+# four faults from minute 20 — then a report of the incidents found beside the faults, the
+# root-cause ranks, the forecast error, and where the results are.
 #
-#   scripts/demo.sh
+#   scripts/demo.sh                     # the default demo (well under a minute after the build)
+#   scripts/demo.sh --duration 30m --faults 'latency:service=cartservice,factor=10,start=20m,duration=4m'
 #
-# Needs only a Rust toolchain (rust-toolchain.toml pins it). The build goes to
-# $CARGO_TARGET_DIR (default $MESHWATCH_CACHE/target, outside the clone); the snapshots, one
-# JSON object per graph and window (docs/snapshot-json.md), to $MESHWATCH_CACHE/demo/.
+# Arguments go to `meshwatch demo` (`meshwatch demo --help`; docs/all-in-one.md). Needs only a
+# Rust toolchain (rust-toolchain.toml pins it) and Python 3 with pip (for the ONNX Runtime
+# wheel). The build goes to $CARGO_TARGET_DIR (default $MESHWATCH_CACHE/target, outside the
+# clone); the results to $MESHWATCH_CACHE/demo/ (meshwatch.db, labels.jsonl, report.json).
 set -euo pipefail
 # shellcheck source-path=SCRIPTDIR source=lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
@@ -16,25 +21,16 @@ cd "$MESHWATCH_REPO_ROOT"
 have cargo || die "cargo not found; install Rust with rustup (the toolchain is pinned in rust-toolchain.toml)"
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$MESHWATCH_CACHE/target}"
 
+section "ONNX Runtime"
+ORT_DYLIB_PATH="$("$MESHWATCH_SCRIPTS_DIR/install-ort.sh")"
+export ORT_DYLIB_PATH
+
 section "build meshwatch (release; the first build takes a few minutes)"
 cargo build --release --locked -p meshwatch-cli
-meshwatch="$CARGO_TARGET_DIR/release/meshwatch"
 
-out="$MESHWATCH_CACHE/demo"
-ensure_dir "$out"
-for sample in \
-    trainticket-2023-01-29-0850-faultfree \
-    onlineboutique-2022-08-22-0353 \
-    onlineboutique-2022-08-22-0354-frontend-cpu-contention; do
-    section "meshwatch snapshot: $sample"
-    "$meshwatch" snapshot \
-        --input "tests/fixtures/nezha/$sample.otlp.jsonl" \
-        --window 60s \
-        --output "$out/$sample.snapshots.jsonl" \
-        --summary
+section "meshwatch demo"
+out=(--out "$MESHWATCH_CACHE/demo")
+for arg in "$@"; do
+    [[ "$arg" == --out || "$arg" == --out=* ]] && out=()
 done
-
-section "done"
-log "snapshots: $out/*.snapshots.jsonl (one JSON object per graph and 60-s window; docs/snapshot-json.md)"
-log "compare the two Online Boutique minutes: frontend's latency under the injected CPU fault, e.g."
-log "  jq -c '.nodes[] | select(.service==\"frontend\") | {requests, latency_ms}' $out/onlineboutique-*.snapshots.jsonl"
+exec "$CARGO_TARGET_DIR/release/meshwatch" demo "${out[@]}" "$@"

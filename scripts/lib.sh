@@ -92,7 +92,18 @@ launch_detached() {
     if have setsid; then
         launcher=(setsid)
     fi
-    "${launcher[@]}" "$@" </dev/null >>"$logfile" 2>&1 8>&- 9>&- &
+    # The daemon must not inherit a caller's descriptors (a lock held on one would be held as
+    # long as the daemon runs): close every one above stderr in the child first.
+    (
+        local fd
+        for fd in /proc/self/fd/*; do
+            fd="${fd##*/}"
+            if [[ "$fd" =~ ^[0-9]+$ ]] && ((fd > 2)); then
+                eval "exec ${fd}>&-" 2>/dev/null || true
+            fi
+        done
+        exec "${launcher[@]}" "$@" </dev/null >>"$logfile" 2>&1
+    ) &
     LAUNCHED_PID=$!
 }
 

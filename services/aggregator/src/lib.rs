@@ -26,6 +26,7 @@
 pub mod analyzer;
 pub mod config;
 pub mod convert;
+pub mod embedded;
 pub mod error;
 pub mod metrics;
 pub mod worker;

@@ -2,6 +2,7 @@
 
 pub mod bench;
 pub mod dataset;
+pub mod demo;
 pub mod input;
 pub mod loadgen;
 pub mod migrate;
@@ -9,5 +10,6 @@ pub mod model;
 pub mod offline;
 pub mod output;
 pub mod replay;
+pub mod run;
 pub mod simulate;
 pub mod snapshot;

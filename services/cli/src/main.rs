@@ -17,6 +17,11 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Ingest, detector, forecaster and aggregator in one process (in-process bus and SQLite by
+    /// default, or NATS and ClickHouse).
+    Run(RunArgs),
+    /// The all-in-one driven by the simulator with a few faults, then a report of what was found.
+    Demo(meshwatch_cli::demo::DemoArgs),
     /// Build graph snapshots from OTLP trace files, with the ingest's own graph code.
     Snapshot(meshwatch_cli::snapshot::SnapshotArgs),
     /// Benchmarks of the hot paths.
@@ -38,9 +43,25 @@ enum Command {
     Migrate(meshwatch_cli::migrate::MigrateArgs),
 }
 
+/// Arguments of `meshwatch run`.
+#[derive(Debug, clap::Args)]
+struct RunArgs {
+    #[command(flatten)]
+    common: meshwatch_runtime::CommonArgs,
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
+        Command::Run(args) => {
+            return meshwatch_runtime::service::main(
+                "meshwatch run",
+                &args.common,
+                meshwatch_runtime::service::Leftover::Abandon,
+                meshwatch_cli::run::start,
+            );
+        }
+        Command::Demo(args) => meshwatch_cli::demo::run(&args).map(|_| ()),
         Command::Snapshot(args) => meshwatch_cli::snapshot::run(&args).map(|_| ()),
         Command::Bench(cmd) => meshwatch_cli::bench::run(&cmd),
         Command::Simulate(args) => meshwatch_cli::simulate::run(&args).map(|_| ()),

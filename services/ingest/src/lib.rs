@@ -23,7 +23,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use axum::serve::ListenerExt;
-use meshwatch_bus::{BufferedPublisher, JetStreamSink, SnapshotSink};
+use meshwatch_bus::{BufferedPublisher, InProcessSink, JetStreamSink, SnapshotSink};
 use meshwatch_runtime::{Shutdown, bind_admin, serve_admin};
 use tokio::net::TcpListener;
 
@@ -54,10 +54,29 @@ fn local(
         .map_err(|source| IngestError::Bind { what, addr, source })
 }
 
+/// Where the snapshots go.
+#[derive(Debug, Clone)]
+pub enum Bus {
+    /// NATS JetStream (`config.nats`): the production topology.
+    Nats,
+    /// The in-process bus of the all-in-one mode; closed once the ingest has drained, so that
+    /// its subscribers see the end of the stream.
+    InProcess(InProcessSink),
+}
+
 /// Starts the ingest: binds every listener (failing fast), spawns its named tasks on
 /// `shutdown`, and returns where it listens. The service runs until `shutdown` fires and drains
 /// within `config.shutdown.grace`.
 pub async fn run(config: IngestConfig, shutdown: &Shutdown) -> Result<Running, IngestError> {
+    run_on(config, shutdown, Bus::Nats).await
+}
+
+/// [`run`], publishing to `bus`.
+pub async fn run_on(
+    config: IngestConfig,
+    shutdown: &Shutdown,
+    bus: Bus,
+) -> Result<Running, IngestError> {
     let metrics = metrics::Metrics::register()?;
     meshwatch_runtime::metrics::set_build_info("ingest", env!("CARGO_PKG_VERSION"))?;
     if let Err(error) = meshwatch_bus::metrics::register(meshwatch_runtime::metrics::registry()) {
@@ -65,7 +84,7 @@ pub async fn run(config: IngestConfig, shutdown: &Shutdown) -> Result<Running, I
         tracing::debug!(%error, "bus metrics registration");
     }
     let readiness = shutdown.readiness().clone();
-    let nats_ready = readiness.register("nats");
+    let nats_ready = matches!(bus, Bus::Nats).then(|| readiness.register("nats"));
     let intake_ready = readiness.register("listening");
 
     let admin_listener = bind_admin(config.admin.listen)
@@ -92,12 +111,19 @@ pub async fn run(config: IngestConfig, shutdown: &Shutdown) -> Result<Running, I
         admin,
     };
 
-    // Connects in the background: the ingest accepts (and buffers) while NATS is unreachable.
-    let sink = Arc::new(JetStreamSink::start(&config.nats).await?);
-    let publisher = Arc::new(BufferedPublisher::spawn(
-        Arc::clone(&sink) as Arc<dyn SnapshotSink>,
-        config.buffer.clone(),
-    ));
+    let (sink, in_process): (Arc<dyn SnapshotSink>, _) = match bus {
+        // Connects in the background: the ingest accepts (and buffers) while NATS is
+        // unreachable.
+        Bus::Nats => {
+            let jetstream = Arc::new(JetStreamSink::start(&config.nats).await?);
+            if let Some(ready) = nats_ready {
+                spawn_nats_readiness(shutdown, Arc::clone(&jetstream), ready);
+            }
+            (jetstream, None)
+        }
+        Bus::InProcess(sink) => (Arc::new(sink.clone()), Some(sink)),
+    };
+    let publisher = Arc::new(BufferedPublisher::spawn(sink, config.buffer.clone()));
     let (pipeline, worker) =
         pipeline::Pipeline::start(&config, Arc::clone(&publisher), metrics.clone())?;
     let pipeline = Arc::new(pipeline);
@@ -111,18 +137,6 @@ pub async fn run(config: IngestConfig, shutdown: &Shutdown) -> Result<Running, I
             tracing::error!(%error, "admin server failed");
         }
     });
-    let watch = shutdown.child_token();
-    shutdown.spawn("nats-readiness", async move {
-        // Ready while connected with the streams in place; not ready while disconnected.
-        loop {
-            nats_ready.set(sink.is_connected() && sink.streams_ensured());
-            tokio::select! {
-                () = watch.cancelled() => return Ok::<(), IngestError>(()),
-                () = tokio::time::sleep(std::time::Duration::from_millis(250)) => {}
-            }
-        }
-    });
-
     let intake = shutdown.child_token();
     let mut servers = Vec::new();
     if let Some(listener) = grpc_listener {
@@ -221,6 +235,9 @@ pub async fn run(config: IngestConfig, shutdown: &Shutdown) -> Result<Running, I
         if joined.is_err() {
             tracing::warn!("aggregation thread still running at the deadline");
         }
+        if let Some(bus) = in_process {
+            bus.close();
+        }
         match (held, unflushed) {
             (0, Ok(())) => {
                 tracing::info!("drained: every snapshot published");
@@ -239,4 +256,22 @@ pub async fn run(config: IngestConfig, shutdown: &Shutdown) -> Result<Running, I
         }
     });
     Ok(running)
+}
+
+/// Ready while connected with the streams in place; not ready while disconnected.
+fn spawn_nats_readiness(
+    shutdown: &Shutdown,
+    sink: Arc<JetStreamSink>,
+    ready: meshwatch_runtime::Condition,
+) {
+    let watch = shutdown.child_token();
+    shutdown.spawn("nats-readiness", async move {
+        loop {
+            ready.set(sink.is_connected() && sink.streams_ensured());
+            tokio::select! {
+                () = watch.cancelled() => return Ok::<(), IngestError>(()),
+                () = tokio::time::sleep(std::time::Duration::from_millis(250)) => {}
+            }
+        }
+    });
 }

@@ -211,6 +211,16 @@ impl InProcessSink {
         rx
     }
 
+    /// Ends the bus: every subscriber's channel closes once it has received what was already
+    /// sent, and later publishes fail with [`BusError::NoSubscribers`]. The all-in-one closes it
+    /// when the ingest has drained, so that the consumers know nothing more will come.
+    pub fn close(&self) {
+        self.subscribers
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clear();
+    }
+
     /// Number of live subscribers.
     pub fn subscriber_count(&self) -> usize {
         let mut subscribers = self
@@ -298,6 +308,21 @@ mod tests {
         let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(5);
         publisher.flush(deadline).await.expect("flushed");
         assert_eq!(publisher.stats().published, 5);
+    }
+
+    #[tokio::test]
+    async fn closing_the_in_process_sink_ends_subscriptions_after_what_was_sent() {
+        let sink = InProcessSink::new();
+        let mut rx = sink.subscribe(4);
+        let m = SnapshotMessage::from_domain(&snapshot("g", 0));
+        sink.publish(&m).await.expect("delivered");
+        sink.close();
+        assert_eq!(rx.recv().await, Some(m.clone()));
+        assert_eq!(rx.recv().await, None);
+        assert!(matches!(
+            sink.publish(&m).await,
+            Err(BusError::NoSubscribers)
+        ));
     }
 
     #[tokio::test]

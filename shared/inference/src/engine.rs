@@ -1,12 +1,13 @@
 //! One inference, the same for the gRPC API and the stream: a checked window through the
 //! model server to a report that names the model version that produced it.
 
+use meshwatch_graph::features::StepFeatures;
 use meshwatch_model::{ModelInfo, ModelKind, Server};
 use meshwatch_proto::v1;
 
 use crate::error::InferError;
 use crate::report::{anomaly_report, forecast_report};
-use crate::window::Window;
+use crate::window::{self, Window};
 
 /// A report of either service.
 #[derive(Debug, Clone, PartialEq)]
@@ -68,4 +69,21 @@ pub async fn infer(
         )?),
     };
     Ok(report)
+}
+
+/// The report of a graph's history `steps` (oldest first, the scored window last; from
+/// [`History::window`](crate::history::History::window)); `None` when no step has a node
+/// (nothing to score). The same for the stream and the all-in-one.
+pub async fn infer_steps(
+    server: &Server,
+    graph: &str,
+    window_ms: u32,
+    steps: &[StepFeatures],
+    top_k: usize,
+) -> Result<Option<Report>, InferError> {
+    if steps.iter().all(|s| s.nodes.is_empty()) {
+        return Ok(None);
+    }
+    let window = window::from_steps(graph, window_ms, steps, server.info().kind)?;
+    infer(server, window, top_k).await.map(Some)
 }

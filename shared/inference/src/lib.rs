@@ -23,6 +23,7 @@ pub mod error;
 pub mod grpc;
 pub mod history;
 pub mod limits;
+pub mod local;
 pub mod metrics;
 pub mod report;
 pub mod stream;
@@ -89,6 +90,17 @@ async fn set_health(
 pub async fn run<R: Role>(
     config: InferenceConfig<R>,
     shutdown: &Shutdown,
+) -> Result<Running, StartError> {
+    run_held(config, shutdown, None).await
+}
+
+/// [`run`], keeping the model server open after the drain until `release` is cancelled: in
+/// the all-in-one, the in-process pipeline still scores the windows the ingest flushes at
+/// shutdown, after the gRPC server stopped.
+pub async fn run_held<R: Role>(
+    config: InferenceConfig<R>,
+    shutdown: &Shutdown,
+    release: Option<tokio_util::sync::CancellationToken>,
 ) -> Result<Running, StartError> {
     let started = Instant::now();
     let metrics = metrics::ServiceMetrics::register()?;
@@ -243,6 +255,9 @@ pub async fn run<R: Role>(
             && let Err(error) = task.await
         {
             tracing::warn!(%error, "stream worker task");
+        }
+        if let Some(release) = release {
+            release.cancelled().await;
         }
         drain_server.close().await;
         tracing::info!("drained");

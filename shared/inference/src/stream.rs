@@ -41,7 +41,6 @@ use crate::engine::{self, Report};
 use crate::error::InferError;
 use crate::history::{History, Insert};
 use crate::metrics::ServiceMetrics;
-use crate::window;
 
 /// Longest backoff between retries.
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
@@ -314,13 +313,14 @@ impl StreamWorker {
         let Some((window_ms, steps)) = self.history().window(graph, window_start_ms) else {
             return Ok(None);
         };
-        if steps.iter().all(|s| s.nodes.is_empty()) {
-            return Ok(None);
-        }
-        let window = window::from_steps(graph, window_ms, &steps, self.kind)?;
-        engine::infer(&self.server, window, self.config.top_contributions)
-            .await
-            .map(Some)
+        engine::infer_steps(
+            &self.server,
+            graph,
+            window_ms,
+            &steps,
+            self.config.top_contributions,
+        )
+        .await
     }
 
     /// Publishes `report` and waits for the PubAck; `Ok(true)` when JetStream already had it.

@@ -17,9 +17,12 @@
 //!   results read back.
 //! - [`synthetic`]: small deterministic snapshots (a service chain) for the inference tests.
 //! - [`models`]: the committed model artifacts and the ONNX Runtime library (`ORT_DYLIB_PATH`).
+//! - [`bins`]: the workspace's service binaries, for tests that run them as processes
+//!   (`MESHWATCH_BIN_DIR`, else next to the test executable).
 //!
 //! A missing prerequisite is an error that says how to install it: tests fail, never skip.
 
+pub mod bins;
 pub mod clickhouse;
 pub mod models;
 pub mod nats;
