@@ -155,6 +155,8 @@ main() {
     step "doc tests" cargo test --workspace --doc --locked
     # After the tests step: it built $CARGO_TARGET_DIR/debug/meshwatch, which the training tests run.
     step "training (ruff + pytest)" training_checks
+    # After the tests step too: the chart's config files are read by the debug binaries.
+    step "deploy (chart, kustomize, Dockerfile, dashboards)" "$MESHWATCH_SCRIPTS_DIR/test-deploy.sh"
 
     summary
     if ((${#FAILED_STEPS[@]} > 0)); then
