@@ -30,7 +30,6 @@ use prost::{Message as _, Name as _};
 
 const GRAPH: &str = "bench";
 const WINDOW_MS: u32 = 10_000;
-const EPOCH_MS: i64 = 1_767_225_600_000; // 2026-01-01T00:00:00Z
 const HORIZONS: u32 = 5;
 const METRICS: [&str; 4] = [
     "request_rate",
@@ -66,10 +65,10 @@ fn model(name: &str) -> Option<v1::ModelRef> {
     })
 }
 
-fn anomaly_report(services: usize, i: i64) -> v1::AnomalyReport {
+fn anomaly_report(epoch_ms: i64, services: usize, i: i64) -> v1::AnomalyReport {
     v1::AnomalyReport {
         graph: GRAPH.to_owned(),
-        window_start_ms: EPOCH_MS + i * i64::from(WINDOW_MS),
+        window_start_ms: epoch_ms + i * i64::from(WINDOW_MS),
         window_ms: WINDOW_MS,
         model: model("detector"),
         steps: 12,
@@ -101,8 +100,8 @@ fn anomaly_report(services: usize, i: i64) -> v1::AnomalyReport {
     }
 }
 
-fn forecast_report(services: usize, i: i64) -> v1::ForecastReport {
-    let start = EPOCH_MS + i * i64::from(WINDOW_MS);
+fn forecast_report(epoch_ms: i64, services: usize, i: i64) -> v1::ForecastReport {
+    let start = epoch_ms + i * i64::from(WINDOW_MS);
     v1::ForecastReport {
         graph: GRAPH.to_owned(),
         window_start_ms: start,
@@ -208,10 +207,17 @@ async fn main() -> anyhow::Result<()> {
     eprintln!("publishing {windows} windows of {services} services ...");
     let published = Instant::now();
     let n = i64::try_from(windows)?;
+    // Windows ending now: older ones would fall to the tables' TTLs (7 to 30 days) at insert.
+    let now_ms = i64::try_from(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)?
+            .as_millis(),
+    )?;
+    let epoch_ms = now_ms - now_ms % i64::from(WINDOW_MS) - n * i64::from(WINDOW_MS);
     for i in 0..n {
-        bus.publish_windows(GRAPH, EPOCH_MS, WINDOW_MS, i..i + 1, services, "bench")
+        bus.publish_windows(GRAPH, epoch_ms, WINDOW_MS, i..i + 1, services, "bench")
             .await?;
-        let report = anomaly_report(services, i);
+        let report = anomaly_report(epoch_ms, services, i);
         publish(
             &bus,
             MessageKind::Score,
@@ -220,7 +226,7 @@ async fn main() -> anyhow::Result<()> {
             report.encode_to_vec(),
         )
         .await?;
-        let forecast = forecast_report(services, i);
+        let forecast = forecast_report(epoch_ms, services, i);
         publish(
             &bus,
             MessageKind::Forecast,
@@ -240,7 +246,7 @@ async fn main() -> anyhow::Result<()> {
     config.sink.clickhouse.database = database.clone();
     let shutdown = Shutdown::new(Readiness::new());
     let snapshot_nodes =
-        meshwatch_testkit::synthetic::snapshot(GRAPH, EPOCH_MS, WINDOW_MS, 0, services, None)
+        meshwatch_testkit::synthetic::snapshot(GRAPH, epoch_ms, WINDOW_MS, 0, services, None)
             .nodes
             .len() as u64;
     let scored_nodes = nodes(services).len() as u64;

@@ -43,10 +43,15 @@
 //! median-and-MAD rule it does not flag the upper mode of a two-level score series — a
 //! service whose score alternates with its traffic — as extreme); for DSPOT, once its
 //! window is full, on the scores relative to the moving average, plus that average. Counting the
-//! current score means the first score of a series is never an anomaly on its own. As in the
-//! paper, every calibration score enters the calibration (the batch is taken as normal):
-//! leaving the flagged ones out would stall the calibration for good on a series whose level
-//! moves while it calibrates.
+//! current score means the first score of a series is never an anomaly on its own. A score of
+//! twice the fence or more is set aside — not calibrated on — up to a tenth of
+//! `calibration_windows` (at least one); scores just over the fence are the normal tail and
+//! stay in: a fault during calibration would otherwise become the model, raising the
+//! fence within a few windows so that the rest of the fault passes unflagged (seen on the local
+//! topology: 4 windows of an error burst took the fence from 0.1 to 30). Past that budget
+//! flagged scores enter as well, as in the paper (the batch is taken as normal): leaving all of
+//! them out would stall the calibration for good on a series whose level moves while it
+//! calibrates.
 //!
 //! Non-finite scores never update the model; `+∞` is reported as an anomaly, NaN and `−∞` are not.
 
@@ -169,6 +174,9 @@ pub struct Spot {
     tail: Option<Tail>,
     observed: u64,
     anomalies: u64,
+    /// Flagged scores kept out of the calibration so far (see the module docs).
+    #[serde(default)]
+    set_aside: u64,
 }
 
 impl Spot {
@@ -187,6 +195,7 @@ impl Spot {
             tail: None,
             observed: 0,
             anomalies: 0,
+            set_aside: 0,
         }
     }
 
@@ -320,6 +329,17 @@ impl Spot {
     fn observe_calibrating(&mut self, score: f64) -> Decision {
         let threshold = self.fallback(Some(score));
         let is_anomaly = score > threshold;
+        let budget = (self.config.calibration_windows / 10).max(1) as u64;
+        // Only a clear outlier (twice the fence, or more) is set aside: scores just over it
+        // are the normal tail the calibration must see.
+        if is_anomaly && score > 2.0 * threshold && threshold > 0.0 && self.set_aside < budget {
+            self.set_aside += 1;
+            return Decision {
+                threshold,
+                is_anomaly,
+                calibrated: false,
+            };
+        }
         match self.config.depth {
             Some(depth) if self.drift.len() < depth => self.drift.push_back(score),
             _ => {
@@ -339,7 +359,7 @@ impl Spot {
         }
     }
 
-    /// `max(min_threshold, median + k·1.4826·MAD)` of the calibration values plus `current`
+    /// `max(min_threshold, Q3 + k·IQR)` of the calibration values plus `current`
     /// (relative to the moving average, which is added back, once a DSPOT window is full);
     /// `min_threshold` when there is nothing.
     fn fallback(&self, current: Option<f64>) -> f64 {

@@ -171,9 +171,39 @@ fn fallback_flags_a_spike_during_calibration() {
     assert!(d.is_anomaly && !d.calibrated, "{d:?}");
     assert!(!spot.is_calibrated());
     spot.observe(1.05);
-    assert!(spot.is_calibrated(), "calibration takes every score");
+    assert!(
+        !spot.is_calibrated(),
+        "the spike was set aside, not calibrated on"
+    );
+    spot.observe(0.95);
+    assert!(spot.is_calibrated());
+    assert!(spot.threshold() < 50.0, "{}", spot.threshold());
     assert_eq!(spot.anomalies(), 1);
-    assert_eq!(spot.observed(), 6);
+    assert_eq!(spot.observed(), 7);
+}
+
+#[test]
+fn a_fault_during_calibration_stays_flagged_and_a_level_shift_is_learned() {
+    // Calibration over 40 scores: up to 4 flagged ones are set aside.
+    let mut spot = Spot::new(config(40)).expect("valid");
+    for i in 0..20 {
+        assert!(!spot.observe(0.1 + f64::from(i % 3) * 0.01).is_anomaly);
+    }
+    // A four-window fault stays flagged: it does not raise the fence.
+    for _ in 0..4 {
+        let d = spot.observe(9.0);
+        assert!(d.is_anomaly, "{d:?}");
+        assert!(d.threshold < 1.0, "{d:?}");
+    }
+    // A lasting new level: past the budget it enters the calibration, which completes.
+    let mut flagged = 0;
+    for _ in 0..40 {
+        if spot.observe(5.0).is_anomaly {
+            flagged += 1;
+        }
+    }
+    assert!(spot.is_calibrated(), "calibration did not stall");
+    assert!(flagged < 20, "{flagged} flagged after the shift");
 }
 
 #[test]
