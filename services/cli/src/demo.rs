@@ -328,9 +328,10 @@ async fn drive(
         endpoint: format!("http://{otlp}"),
         protocol: Protocol::Grpc,
         timeout: Duration::from_secs(30),
-        // Requests in order (nearly): a span never arrives after its window closed, so the
-        // same flags give the same windows.
-        max_in_flight: 2,
+        // One request at a time, in order: with two in flight a span could arrive after its
+        // window closed (late, refused), and a faster build refused a few hundred more than a
+        // slower one. In order, the same flags give the same windows in any build.
+        max_in_flight: 1,
         queue_requests: 64,
         retries: 20,
         labels_path: Some(labels_path),
@@ -384,8 +385,8 @@ async fn drive(
     }
     let windows_scored = stats.scored.load(std::sync::atomic::Ordering::Relaxed);
     eprintln!(
-        "meshwatch demo: done: {} spans accepted, {} windows scored",
-        sent.progress.spans_accepted, windows_scored
+        "meshwatch demo: done: {} spans accepted ({} refused: late or invalid), {} windows scored",
+        sent.progress.spans_accepted, sent.progress.spans_rejected, windows_scored
     );
     Ok(Driven {
         labels: sent.labels,
