@@ -89,7 +89,7 @@ impl Embedded {
     pub fn scores(&mut self, report: &v1::AnomalyReport) {
         match self.analyzer.scores(report) {
             Ok(analyzed) => self.push("results", analyzed),
-            Err(error) => self.refused("results", &report.graph, report.window_start_ms, &error),
+            Err(error) => self.refused(&report.graph, report.window_start_ms, &error),
         }
         let series = self.analyzer.series();
         self.metrics
@@ -101,21 +101,15 @@ impl Embedded {
     pub fn forecast(&mut self, report: &v1::ForecastReport) {
         match self.analyzer.forecast(report) {
             Ok(analyzed) => self.push("results", analyzed),
-            Err(error) => self.refused("results", &report.graph, report.window_start_ms, &error),
+            Err(error) => self.refused(&report.graph, report.window_start_ms, &error),
         }
     }
 
-    fn refused(
-        &self,
-        worker: &str,
-        graph: &str,
-        window_start_ms: i64,
-        error: &dyn std::fmt::Display,
-    ) {
+    fn refused(&self, graph: &str, window_start_ms: i64, error: &dyn std::fmt::Display) {
         tracing::error!(%error, graph, window_start_ms, "report refused by the analysis; not stored");
         self.metrics
             .messages
-            .with_label_values(&[worker, "dead_letter"])
+            .with_label_values(&["results", "dead_letter"])
             .inc();
     }
 
@@ -137,11 +131,6 @@ impl Embedded {
     /// When the buffered rows must be written at the latest; `None` when nothing is buffered.
     pub fn deadline(&self) -> Option<Instant> {
         self.writer.deadline()
-    }
-
-    /// Whether the batch is full (flush before handing over more).
-    pub fn is_full(&self) -> bool {
-        self.writer.is_full()
     }
 
     /// Flushes when full or due.

@@ -150,12 +150,9 @@ pub struct DemoReport {
 }
 
 fn default_out() -> PathBuf {
-    let cache = std::env::var_os("MESHWATCH_CACHE")
-        .map(PathBuf::from)
-        .or_else(|| {
-            std::env::var_os("HOME").map(|home| PathBuf::from(home).join(".cache/meshwatch"))
-        });
-    cache.unwrap_or_else(|| PathBuf::from(".")).join("demo")
+    crate::cache_dir()
+        .unwrap_or_else(|| PathBuf::from("."))
+        .join("demo")
 }
 
 fn settings(args: &DemoArgs) -> anyhow::Result<SimulationSettings> {
@@ -717,9 +714,12 @@ pub fn render(report: &DemoReport) -> String {
         out,
         "\nForecast error (MAE; last-value baseline in brackets):"
     );
-    for f in report.forecast.iter().filter(|f| {
-        f.horizon == 1 || Some(f.horizon) == report.forecast.iter().map(|g| g.horizon).max()
-    }) {
+    let last_horizon = report.forecast.iter().map(|f| f.horizon).max();
+    for f in report
+        .forecast
+        .iter()
+        .filter(|f| f.horizon == 1 || Some(f.horizon) == last_horizon)
+    {
         let _ = writeln!(
             out,
             "  {:<15} {} window(s) ahead: {:>9.3} ({:.3}) over {} points",

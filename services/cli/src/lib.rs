@@ -13,3 +13,16 @@ pub mod replay;
 pub mod run;
 pub mod simulate;
 pub mod snapshot;
+
+/// Meshwatch's cache directory, as the scripts use it: `$MESHWATCH_CACHE`, else
+/// `$HOME/.cache/meshwatch`; `None` when neither is set.
+pub fn cache_dir() -> Option<std::path::PathBuf> {
+    std::env::var_os("MESHWATCH_CACHE")
+        .filter(|d| !d.is_empty())
+        .map(std::path::PathBuf::from)
+        .or_else(|| {
+            std::env::var_os("HOME")
+                .filter(|h| !h.is_empty())
+                .map(|home| std::path::PathBuf::from(home).join(".cache/meshwatch"))
+        })
+}

@@ -435,13 +435,8 @@ impl Pipeline {
             };
             let Some(message) = received else { break };
             self.handle(&message).await;
-            if self.results.is_full() {
-                if let Err(error) = self.results.flush(&self.give_up).await {
-                    tracing::error!(%error, "writing to the sink failed");
-                }
-            } else {
-                self.flush_if_due().await;
-            }
+            // Full or due: written before the next snapshot is taken (backpressure).
+            self.flush_if_due().await;
         }
         self.results
             .flush(&self.give_up)

@@ -78,11 +78,6 @@ impl Scorer {
         }
     }
 
-    /// The model server.
-    pub fn server(&self) -> &Server {
-        &self.server
-    }
-
     fn history(&self) -> std::sync::MutexGuard<'_, History> {
         self.history.lock().unwrap_or_else(PoisonError::into_inner)
     }

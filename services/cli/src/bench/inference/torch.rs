@@ -69,15 +69,7 @@ fn candidates(explicit: Option<&Path>) -> Vec<(PathBuf, String)> {
             out.push((PathBuf::from(path), var.to_owned()));
         }
     }
-    let cache = std::env::var_os("MESHWATCH_CACHE")
-        .filter(|d| !d.is_empty())
-        .map(PathBuf::from)
-        .or_else(|| {
-            std::env::var_os("HOME")
-                .filter(|h| !h.is_empty())
-                .map(|home| PathBuf::from(home).join(".cache/meshwatch"))
-        });
-    if let Some(cache) = cache {
+    if let Some(cache) = crate::cache_dir() {
         out.push((
             cache.join("venv-training/bin/python"),
             "the training venv".to_owned(),
