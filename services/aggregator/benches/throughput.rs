@@ -16,11 +16,8 @@
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
-use async_nats::HeaderMap;
-use async_nats::jetstream::message::PublishMessage;
 use meshwatch_aggregator::{AggregatorConfig, SinkKind};
-use meshwatch_bus::envelope::{HEADER_CONTENT_TYPE, HEADER_MSG_ID, HEADER_SCHEMA};
-use meshwatch_bus::{MessageKind, subjects};
+use meshwatch_bus::MessageKind;
 use meshwatch_proto::v1;
 use meshwatch_runtime::{Readiness, Shutdown};
 use meshwatch_testkit::results::Bus;
@@ -135,34 +132,6 @@ fn forecast_report(epoch_ms: i64, services: usize, i: i64) -> v1::ForecastReport
     }
 }
 
-async fn publish(
-    bus: &Bus,
-    kind: MessageKind,
-    window_start_ms: i64,
-    name: String,
-    payload: Vec<u8>,
-) -> anyhow::Result<()> {
-    let id = subjects::msg_id(kind, GRAPH, window_start_ms, Some("bench"));
-    let mut headers = HeaderMap::new();
-    headers.insert(HEADER_MSG_ID, id.as_str());
-    headers.insert(
-        HEADER_CONTENT_TYPE,
-        meshwatch_proto::content_type(&name).as_str(),
-    );
-    headers.insert(HEADER_SCHEMA, meshwatch_proto::SCHEMA);
-    bus.context
-        .send_publish(
-            bus.names.subject(kind, GRAPH),
-            PublishMessage::build()
-                .payload(payload.into())
-                .headers(headers),
-        )
-        .await?
-        .await
-        .context("PubAck")?;
-    Ok(())
-}
-
 async fn count(url: &str, database: &str, table: &str) -> anyhow::Result<u64> {
     let body = clickhouse::post(url, &format!("SELECT count() FROM {database}.{table}")).await?;
     body.trim()
@@ -218,20 +187,22 @@ async fn main() -> anyhow::Result<()> {
         bus.publish_windows(GRAPH, epoch_ms, WINDOW_MS, i..i + 1, services, "bench")
             .await?;
         let report = anomaly_report(epoch_ms, services, i);
-        publish(
-            &bus,
+        bus.publish_result(
             MessageKind::Score,
+            GRAPH,
             report.window_start_ms,
-            v1::AnomalyReport::full_name(),
+            "bench",
+            &v1::AnomalyReport::full_name(),
             report.encode_to_vec(),
         )
         .await?;
         let forecast = forecast_report(epoch_ms, services, i);
-        publish(
-            &bus,
+        bus.publish_result(
             MessageKind::Forecast,
+            GRAPH,
             forecast.window_start_ms,
-            v1::ForecastReport::full_name(),
+            "bench",
+            &v1::ForecastReport::full_name(),
             forecast.encode_to_vec(),
         )
         .await?;

@@ -284,8 +284,6 @@ async fn holds_messages_while_clickhouse_is_down_and_stores_them_once() -> anyho
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dead_letters_a_batch_the_sink_refuses() -> anyhow::Result<()> {
-    use async_nats::jetstream::consumer::DeliverPolicy;
-    use async_nats::jetstream::consumer::pull::OrderedConfig;
     use futures::StreamExt as _;
     use meshwatch_bus::dead_letter::HEADER_REASON;
 
@@ -303,16 +301,7 @@ async fn dead_letters_a_batch_the_sink_refuses() -> anyhow::Result<()> {
     // A table that is gone is not something a retry fixes.
     clickhouse::post(&url, &format!("DROP TABLE {db}.forecasts SYNC")).await?;
     publish_windows(&bus, 3..4).await?;
-    let stream = bus.context.get_stream(bus.names.results_stream()).await?;
-    let mut letters = stream
-        .create_consumer(OrderedConfig {
-            filter_subject: bus.names.dlq_filter(),
-            deliver_policy: DeliverPolicy::All,
-            ..OrderedConfig::default()
-        })
-        .await?
-        .messages()
-        .await?;
+    let mut letters = bus.dead_letters().await?;
     let letter = tokio::time::timeout(Duration::from_secs(30), letters.next())
         .await?
         .ok_or_else(|| anyhow::anyhow!("dead letters ended"))??;

@@ -142,8 +142,6 @@ async fn stores_the_flow_in_a_sqlite_file() -> anyhow::Result<()> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dead_letters_undecodable_messages_at_once() -> anyhow::Result<()> {
-    use async_nats::jetstream::consumer::DeliverPolicy;
-    use async_nats::jetstream::consumer::pull::OrderedConfig;
     use futures::StreamExt as _;
     use meshwatch_bus::MessageKind;
     use meshwatch_bus::dead_letter::HEADER_REASON;
@@ -164,16 +162,7 @@ async fn dead_letters_undecodable_messages_at_once() -> anyhow::Result<()> {
         .publish(bus.names.snapshot_subject(GRAPH), vec![0xff_u8; 7].into())
         .await?
         .await?;
-    let stream = bus.context.get_stream(bus.names.results_stream()).await?;
-    let mut letters = stream
-        .create_consumer(OrderedConfig {
-            filter_subject: bus.names.dlq_filter(),
-            deliver_policy: DeliverPolicy::All,
-            ..OrderedConfig::default()
-        })
-        .await?
-        .messages()
-        .await?;
+    let mut letters = bus.dead_letters().await?;
     let mut subjects = Vec::new();
     for _ in 0..2 {
         let letter = tokio::time::timeout(Duration::from_secs(30), letters.next())

@@ -5,12 +5,15 @@
 use std::time::Duration;
 
 use anyhow::ensure;
+use async_nats::HeaderMap;
 use async_nats::jetstream::Context;
 use async_nats::jetstream::consumer::DeliverPolicy;
+use async_nats::jetstream::consumer::pull::Ordered;
 use async_nats::jetstream::consumer::pull::OrderedConfig;
+use async_nats::jetstream::message::PublishMessage;
 use futures::StreamExt as _;
-use meshwatch_bus::envelope::{HEADER_CONTENT_TYPE, HEADER_MSG_ID};
-use meshwatch_bus::{MessageKind, Names, NatsConfig, SnapshotMessage};
+use meshwatch_bus::envelope::{HEADER_CONTENT_TYPE, HEADER_MSG_ID, HEADER_SCHEMA};
+use meshwatch_bus::{MessageKind, Names, NatsConfig, SnapshotMessage, subjects};
 
 use crate::synthetic::snapshot;
 
@@ -60,6 +63,51 @@ impl Bus {
             ensure!(!ack.duplicate, "{} was a duplicate", message.msg_id());
         }
         Ok(())
+    }
+
+    /// Publishes a report as the detector or the forecaster does — `Nats-Msg-Id`
+    /// `<kind>:<graph>:<window>:<model_version>`, content type of the protobuf message
+    /// `type_name`, schema — and waits for the PubAck.
+    pub async fn publish_result(
+        &self,
+        kind: MessageKind,
+        graph: &str,
+        window_start_ms: i64,
+        model_version: &str,
+        type_name: &str,
+        payload: Vec<u8>,
+    ) -> anyhow::Result<()> {
+        let id = subjects::msg_id(kind, graph, window_start_ms, Some(model_version));
+        let mut headers = HeaderMap::new();
+        headers.insert(HEADER_MSG_ID, id.as_str());
+        headers.insert(
+            HEADER_CONTENT_TYPE,
+            meshwatch_proto::content_type(type_name).as_str(),
+        );
+        headers.insert(HEADER_SCHEMA, meshwatch_proto::SCHEMA);
+        let message = PublishMessage::build()
+            .payload(payload.into())
+            .headers(headers);
+        self.context
+            .send_publish(self.names.subject(kind, graph), message)
+            .await?
+            .await
+            .map_err(|e| anyhow::anyhow!("no PubAck for {id}: {e}"))?;
+        Ok(())
+    }
+
+    /// The dead letters of the namespace, from the first, through an ordered consumer.
+    pub async fn dead_letters(&self) -> anyhow::Result<Ordered> {
+        let stream = self.context.get_stream(self.names.results_stream()).await?;
+        Ok(stream
+            .create_consumer(OrderedConfig {
+                filter_subject: self.names.dlq_filter(),
+                deliver_policy: DeliverPolicy::All,
+                ..OrderedConfig::default()
+            })
+            .await?
+            .messages()
+            .await?)
     }
 
     /// Every message of `kind` in the results stream: waits (up to `timeout`) until there are

@@ -7,13 +7,10 @@ use std::net::{Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
 use anyhow::{Context as _, bail, ensure};
-use async_nats::HeaderMap;
-use async_nats::jetstream::message::PublishMessage;
 use meshwatch_aggregator::config::{ConsumerConfig, SinkKind};
 use meshwatch_aggregator::{AggregatorConfig, Running};
 use meshwatch_analysis::ThresholdConfig;
-use meshwatch_bus::envelope::{HEADER_CONTENT_TYPE, HEADER_MSG_ID, HEADER_SCHEMA};
-use meshwatch_bus::subjects::{self, consumers};
+use meshwatch_bus::subjects::consumers;
 use meshwatch_bus::{MessageKind, NatsConfig};
 use meshwatch_proto::v1;
 use meshwatch_runtime::{Readiness, Shutdown, ShutdownReport};
@@ -200,54 +197,28 @@ pub fn forecast_report(i: i64) -> v1::ForecastReport {
     }
 }
 
-/// Publishes `payload` as the detector or forecaster does (with `Nats-Msg-Id`).
-async fn publish(
-    bus: &Bus,
-    kind: MessageKind,
-    window_start_ms: i64,
-    name: String,
-    payload: Vec<u8>,
-) -> anyhow::Result<()> {
-    let subject = bus.names.subject(kind, GRAPH);
-    let id = subjects::msg_id(kind, GRAPH, window_start_ms, Some(MODEL_VERSION));
-    let mut headers = HeaderMap::new();
-    headers.insert(HEADER_MSG_ID, id.as_str());
-    headers.insert(
-        HEADER_CONTENT_TYPE,
-        meshwatch_proto::content_type(&name).as_str(),
-    );
-    headers.insert(HEADER_SCHEMA, meshwatch_proto::SCHEMA);
-    let message = PublishMessage::build()
-        .payload(payload.into())
-        .headers(headers);
-    bus.context
-        .send_publish(subject, message)
-        .await?
-        .await
-        .context("PubAck")?;
-    Ok(())
-}
-
 /// Publishes windows `windows`: snapshots, anomaly reports and forecast reports.
 pub async fn publish_windows(bus: &Bus, windows: std::ops::Range<i64>) -> anyhow::Result<()> {
     for i in windows {
         bus.publish_windows(GRAPH, epoch_ms(), WINDOW_MS, i..i + 1, SERVICES, "test")
             .await?;
         let report = anomaly_report(i);
-        publish(
-            bus,
+        bus.publish_result(
             MessageKind::Score,
+            GRAPH,
             report.window_start_ms,
-            v1::AnomalyReport::full_name(),
+            MODEL_VERSION,
+            &v1::AnomalyReport::full_name(),
             report.encode_to_vec(),
         )
         .await?;
         let forecast = forecast_report(i);
-        publish(
-            bus,
+        bus.publish_result(
             MessageKind::Forecast,
+            GRAPH,
             forecast.window_start_ms,
-            v1::ForecastReport::full_name(),
+            MODEL_VERSION,
+            &v1::ForecastReport::full_name(),
             forecast.encode_to_vec(),
         )
         .await?;
