@@ -146,3 +146,39 @@ def run_grad(model: torch.nn.Module, b) -> tuple[torch.Tensor, torch.Tensor]:
     if isinstance(model, Forecaster):
         return model(*b.model_inputs(), b.window_start)
     return model(*b.model_inputs())
+
+
+@pytest.mark.parametrize(("t", "n", "e"), [(1, 1, 0), (2, 5, 9), (3, 6, 14)])
+def test_relational_conv_is_the_documented_sum_over_edges(t: int, n: int, e: int) -> None:
+    """layers.py: M⁺_v = 1/max(deg⁺_v, 1) Σ_{e=(u→v)} w_e (X_u W⁺ + a_e U⁺) (and M⁻ the same way
+    the other direction), computed here edge by edge; the layer sums the edge features before
+    projecting them and shares the degrees across hops, which must not change the result."""
+    from meshwatch_training.models.layers import EdgeAggregates, RelationalGraphConv
+
+    g = torch.Generator().manual_seed(3)
+    d, fe = 8, 4
+    conv = RelationalGraphConv(d, d, fe)
+    x = torch.randn(t, n, d, generator=g)
+    ei = torch.randint(0, n, (2, e), generator=g)
+    w = (torch.rand(t, e, generator=g) > 0.3).float()
+    a = torch.randn(t, e, fe, generator=g)
+    want = torch.zeros(t, n, d)
+    with torch.no_grad():
+        for s in range(t):
+            fwd, bwd = torch.zeros(n, d), torch.zeros(n, d)
+            deg_in, deg_out = torch.zeros(n), torch.zeros(n)
+            for k in range(e):
+                u, v = int(ei[0, k]), int(ei[1, k])
+                fwd[v] += w[s, k] * (conv.w_fwd(x[s, u]) + conv.u_fwd(a[s, k]))
+                bwd[u] += w[s, k] * (conv.w_bwd(x[s, v]) + conv.u_bwd(a[s, k]))
+                deg_in[v] += w[s, k]
+                deg_out[u] += w[s, k]
+            want[s] = (
+                fwd / deg_in.clamp(min=1.0).unsqueeze(-1)
+                + bwd / deg_out.clamp(min=1.0).unsqueeze(-1)
+                + conv.w_self(x[s])
+            )
+        alone = conv(x, ei, w, a)
+        shared = conv(x, ei, w, a, EdgeAggregates(ei, w, a, n))
+    torch.testing.assert_close(alone, want, atol=1e-5, rtol=1e-4)
+    torch.testing.assert_close(shared, want, atol=1e-5, rtol=1e-4)
