@@ -59,6 +59,9 @@ class TrainConfig:
     validation_fraction: float = 0.1  # the latest samples of the training range, for the loss log
     inject_rate: float = 0.1  # detector: share of present nodes perturbed per sample
     score_weight: float = 1.0  # detector: weight of the score head's loss
+    # detector: unperturbed nodes whose deviation is above this quantile of the batch's are left
+    # out of the score head's loss (likely real faults in unlabelled training data); 0: none
+    trim_negatives: float = 0.0
     max_samples: int = 0  # 0: all; else a seeded subset (tests, quick runs)
 
 
@@ -155,6 +158,8 @@ def validate(cfg: Config) -> None:
         errors.append("train.epochs and train.batch_size must be ≥ 1")
     if not 0.0 <= cfg.train.inject_rate < 1.0:
         errors.append("train.inject_rate must be in [0, 1)")
+    if not 0.0 <= cfg.train.trim_negatives < 1.0:
+        errors.append("train.trim_negatives must be in [0, 1)")
     if not 0.0 <= cfg.train.validation_fraction < 1.0:
         errors.append("train.validation_fraction must be in [0, 1)")
     for v in cfg.export.variants:

@@ -9,7 +9,9 @@ Detector objective (no labels; models/detector.py):
     NLL = Σ_{n clean, f} s_nf (r_nf²/2 + log σ̂_nf) / Σ s_nf      (prediction of the current window)
     BCE = binary cross-entropy of MLP(log1p(c_n)) against y_n    (score head, on detached c)
 where a share ``inject_rate`` of the present nodes of every sample gets a synthetic perturbation of
-its current window (y_n = 1) — see ``inject`` — and the NLL is taken over the other nodes only.
+its current window (y_n = 1) — see ``inject`` — and the NLL is taken over the other nodes only;
+with ``trim_negatives`` = q, the unperturbed nodes above the q-quantile of Σ c_n are left out of
+the BCE (``score_loss_weights``: likely real faults of the unlabelled data).
 
 Forecaster objective: pinball loss Σ_q max(q·e, (q−1)·e), e = ỹ − q̂, at q = 0.5, 0.1, 0.9 over the
 normalised targets of the next H windows where ``target_mask`` is 1 (models/forecaster.py).
@@ -275,6 +277,30 @@ def _to(b, device: torch.device):
     return b
 
 
+def score_loss_weights(
+    devs: Sequence[torch.Tensor], y: torch.Tensor, mask_last: torch.Tensor, trim: float
+) -> torch.Tensor:
+    """[N] weight of each node in the score head's loss: 1 for present nodes, except unperturbed
+    ones (y = 0) whose total deviation Σ_paths Σ_f c_f is above the ``trim`` quantile of the
+    unperturbed present nodes' in the batch (``trim`` = 0: none left out).
+
+    The training data has no labels and, in practice, faults of its own: an unperturbed node in
+    a real fault deviates from both predictions, and as a negative it teaches the head that such
+    deviations are normal — on Nezha the head learned to trust only the history-based deviation,
+    which a fault older than the history hides (docs/models.md). Leaving the most deviant
+    negatives out (a trimmed loss, as robust statistics trim outliers) keeps them from teaching
+    that; the perturbed positives are all kept."""
+    present = (mask_last > 0).to(mask_last.dtype)
+    if trim <= 0.0:
+        return present
+    total = torch.stack([d.sum(-1) for d in devs], 0).sum(0)  # [N]
+    negative = (present > 0) & (y < 0.5)
+    if int(negative.sum()) < 2:
+        return present
+    cut = torch.quantile(total[negative], trim)
+    return present * (~(negative & (total > cut))).to(present.dtype)
+
+
 def detector_loss(
     model: Detector,
     samples: Sequence[Sample],
@@ -298,7 +324,7 @@ def detector_loss(
         nll = nll + (clean * (0.5 * r * r + torch.log(sigma))).sum() / clean.sum().clamp(min=1.0)
         devs.append((r * s).detach() ** 2)
     logit = model.score_logit(devs)
-    present = b.node_mask[-1]
+    present = score_loss_weights(devs, y, b.node_mask[-1], cfg.train.trim_negatives)
     bce_all = torch.nn.functional.binary_cross_entropy_with_logits(logit, y, reduction="none")
     bce = (bce_all * present).sum() / present.sum().clamp(min=1.0)
     loss = nll + cfg.train.score_weight * bce

@@ -25,7 +25,7 @@ from meshwatch_training.data import Dataset
 from meshwatch_training.export import ParityError, compare, export_model
 from meshwatch_training.pipeline import train_and_export
 from meshwatch_training.ranges import RangeError, parse_range
-from meshwatch_training.train import inject, load_samples
+from meshwatch_training.train import inject, load_samples, score_loss_weights
 
 T, H = 6, 2
 
@@ -175,6 +175,24 @@ def test_inject_marks_only_changed_present_nodes() -> None:
     changed = (x2 != x).any(-1)
     assert torch.equal(changed, y > 0), "y = 1 exactly where a feature changed"
     assert torch.equal(x2[:, 0], x[:, 0]), "kind one-hots never change"
+
+
+def test_score_loss_weights_leave_out_only_the_most_deviant_negatives() -> None:
+    # 10 present nodes (two paths' deviations), one absent; nodes 0 and 1 perturbed (y = 1)
+    c = torch.tensor([[9.0], [0.1], [0.2], [0.3], [0.4], [0.5], [0.6], [0.7], [0.8], [50.0], [99]])
+    cp = torch.zeros_like(c)
+    y = torch.tensor([1.0, 1.0] + [0.0] * 9)
+    mask = torch.ones(11)
+    mask[10] = 0.0
+    assert torch.equal(score_loss_weights([c, cp], y, mask, 0.0), mask), "trim 0 keeps every node"
+    w = score_loss_weights([c, cp], y, mask, 0.9)
+    # the negatives 2..9 have totals 0.2..0.8 and 50: only node 9 is above their 0.9-quantile (15.6)
+    want = torch.tensor([1.0] * 9 + [0.0, 0.0])
+    assert torch.equal(w, want), w
+    # a perturbed node is kept however large its deviation, an absent one never counts
+    assert w[0] == 1.0 and w[10] == 0.0
+    with pytest.raises(ConfigError, match="train.trim_negatives"):
+        load_config(None, ["train.trim_negatives=1.0"])
 
 
 def test_config_errors_name_the_key(tmp_path) -> None:

@@ -39,7 +39,10 @@ Training (train.py), without labels:
 - the score head learns, on the detached deviations, to tell nodes whose current window was
   perturbed synthetically during training (latency shifts, error bursts, traffic changes, resource
   saturation, gap growth: see train.py) from unperturbed ones (binary cross-entropy on the logit
-  MLP(log1p([c; c']))). Real fault labels are never used for training; they serve only the
+  MLP(log1p([c; c']))). Unperturbed nodes whose total deviation is in the top
+  1 − ``train.trim_negatives`` of the batch's unperturbed nodes are left out of that loss: in
+  unlabelled data they are likely real faults, and as negatives they would teach the head that
+  such deviations are normal. Real fault labels are never used for training; they serve only the
   evaluation.
 
 Ablations (benchmark): ``use_graph`` (no S_t, no C), ``use_temporal`` (B = masked mean of the
