@@ -74,7 +74,10 @@ fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
-            eprintln!("meshwatch: error: {error:#}");
+            eprintln!(
+                "meshwatch: error: {}",
+                meshwatch_cli::describe_error(&error)
+            );
             ExitCode::FAILURE
         }
     }

@@ -450,7 +450,7 @@ fn measure_size(
             match result {
                 Ok(timing) => (Some(timing), None),
                 Err(error) if args.torch == TorchChoice::On => return Err(error),
-                Err(error) => (None, Some(format!("{error:#}"))),
+                Err(error) => (None, Some(crate::describe_error(&error))),
             }
         }
     };
