@@ -16,7 +16,8 @@ Steps (docs/models.md):
    by personalised PageRank (evaluate/);
 6. the forecaster, GRU-only and GCN-only train on the train range; with last value, seasonal
    naive and Holt-Winters they forecast H windows from every test window with spans; MAE, RMSE,
-   R², sMAPE per target and horizon on the original scale.
+   R², sMAPE per target and horizon on the original scale, every method on the same cells, and
+   again on the cells whose origin and target windows lie outside every labelled fault.
 """
 
 from __future__ import annotations
@@ -521,35 +522,70 @@ def run_graph(
 
 
 def run_forecast(tl, dataset, train_m, test_m, fc_cfg, drop, t, h, args, log) -> dict[str, Any]:
+    """Every forecaster and baseline forecasts H windows from each test window with spans; all
+    are scored on the same cells: those every method forecasts (the learned ones leave out a node
+    without any input window, which last value and ETS still carry forward). Seasonal naive,
+    which applies only where the timeline holds a day before the target, is scored on the part of
+    those cells it forecasts. ``metrics_fault_free``: the same, outside every labelled fault."""
     origins = forecast_origins(tl, test_m)
+    # forecasts from and of windows outside every labelled fault: normal operation, which a
+    # forecaster can be expected to foresee (a fault's jumps it cannot)
+    in_fault = None if tl.label_any_fault is None else tl.label_any_fault > 0
     samples = training_samples(tl, train_m, t, h, drop)
+    preds: dict[str, np.ndarray] = {}
     results: dict[str, Any] = {}
     for name, change in FORECASTER_VARIANTS.items():
         cfg = copy_config(fc_cfg)
         cfg.model = replace(cfg.model, **change)
         t0 = time.monotonic()
         result = train(cfg, dataset, samples)
-        pred = forecast_windows(result.model, tl, origins, t, h, drop)
-        results[name] = {
-            "seconds": round(time.monotonic() - t0, 2),
-            "metrics": forecast_metrics(pred, tl, h, origins, tl.service_nodes),
-        }
-        log(f"forecast {name}: {_fmt_fc(results[name]['metrics'])}")
+        preds[name] = forecast_windows(result.model, tl, origins, t, h, drop)
+        results[name] = {"seconds": round(time.monotonic() - t0, 2)}
         if name == "forecaster" and args.export_forecaster:
             ecfg = copy_config(fc_cfg)
             ecfg.export = replace(ecfg.export, out=args.export_forecaster)
             train_and_export(
-                ecfg, dataset, log, metrics=_fc_card_metrics(results[name]), samples=samples
+                ecfg,
+                dataset,
+                log,
+                metrics=_fc_card_metrics(
+                    {"metrics": forecast_metrics(preds[name], tl, h, origins, tl.service_nodes)}
+                ),
+                samples=samples,
             )
     for name, fn in FORECAST_BASELINES.items():
         t0 = time.monotonic()
-        pred = fn(tl, train_m, test_m, h)
-        results[name] = {
-            "seconds": round(time.monotonic() - t0, 2),
-            "metrics": forecast_metrics(pred, tl, h, origins, tl.service_nodes),
-        }
+        preds[name] = fn(tl, train_m, test_m, h)
+        results[name] = {"seconds": round(time.monotonic() - t0, 2)}
+    for name, scores in score_forecasts(preds, tl, h, origins, in_fault).items():
+        results[name].update(scores)
         log(f"forecast {name}: {_fmt_fc(results[name]['metrics'])}")
     return results
+
+
+def score_forecasts(
+    preds: dict[str, np.ndarray],
+    tl: Timeline,
+    h: int,
+    origins: np.ndarray,
+    in_fault: np.ndarray | None,
+) -> dict[str, dict[str, Any]]:
+    """``{method: {"metrics": ..., "metrics_fault_free": ...}}`` for forecasts [W, H, N, M]
+    of several methods, all on the cells every method forecasts (seasonal naive, which applies
+    only where a season back exists, on the part of them it forecasts)."""
+    common = np.ones(next(iter(preds.values())).shape, dtype=bool)
+    for name, pred in preds.items():
+        if name != "seasonal_naive":
+            common &= np.isfinite(pred)
+    out: dict[str, dict[str, Any]] = {}
+    for name, pred in preds.items():
+        pred = np.where(common, pred, np.nan)
+        out[name] = {"metrics": forecast_metrics(pred, tl, h, origins, tl.service_nodes)}
+        if in_fault is not None:
+            out[name]["metrics_fault_free"] = forecast_metrics(
+                pred, tl, h, origins, tl.service_nodes, exclude=in_fault
+            )
+    return out
 
 
 def _mae(metrics: dict, target: str, h: int) -> float:
@@ -644,6 +680,28 @@ def merge_seeds(runs: list[dict[str, Any]]) -> dict[str, Any]:
     return out
 
 
+def _forecast_gains(fc: dict[str, Any], key: str, horizon: int) -> dict[str, Any]:
+    """Per target and h ∈ {1, H}: the forecaster's MAE against the best classical baseline's,
+    from the metrics under ``key`` (``metrics`` or ``metrics_fault_free``)."""
+    classical = [m for m in FORECAST_BASELINES if m in fc]
+    gains: dict[str, Any] = {}
+    for tg in list(_g(fc, "forecaster", key) or {}):
+        for h in sorted({1, horizon}):
+            mine_mae = _mae(fc["forecaster"][key], tg, h)
+            base = [(m, _mae(fc[m].get(key, {}), tg, h)) for m in classical]
+            base = [(m, v) for m, v in base if math.isfinite(v)]
+            if not base or not math.isfinite(mine_mae):
+                continue
+            bm, bv = min(base, key=lambda kv: kv[1])
+            gains[f"{tg} h={h}"] = {
+                "forecaster_mae": mine_mae,
+                "best_classical": bm,
+                "best_classical_mae": bv,
+                "gain": (1.0 - mine_mae / bv) if bv > 0 else None,
+            }
+    return gains
+
+
 def summarise(report: dict[str, Any]) -> dict[str, Any]:
     """Per graph: each method's headline numbers; whether the detector beats every other method
     on AUPRC and event F1; forecaster MAE gains over the best classical baseline."""
@@ -666,24 +724,12 @@ def summarise(report: dict[str, Any]) -> dict[str, Any]:
                 entry[f"best other on {key}"] = [best_other[0], best_other[1][key]]
         fc = g.get("forecast")
         if fc:
-            classical = [m for m in FORECAST_BASELINES if m in fc]
-            gains: dict[str, Any] = {}
-            targets = list(_g(fc, "forecaster", "metrics") or {})
-            for tg in targets:
-                for h in sorted({1, report["settings"]["horizon"]}):
-                    mine_mae = _mae(fc["forecaster"]["metrics"], tg, h)
-                    base = [(m, _mae(fc[m]["metrics"], tg, h)) for m in classical]
-                    base = [(m, v) for m, v in base if math.isfinite(v)]
-                    if not base or not math.isfinite(mine_mae):
-                        continue
-                    bm, bv = min(base, key=lambda kv: kv[1])
-                    gains[f"{tg} h={h}"] = {
-                        "forecaster_mae": mine_mae,
-                        "best_classical": bm,
-                        "best_classical_mae": bv,
-                        "gain": (1.0 - mine_mae / bv) if bv > 0 else None,
-                    }
-            entry["forecast_mae_gain_vs_best_classical"] = gains
+            horizon = report["settings"]["horizon"]
+            entry["forecast_mae_gain_vs_best_classical"] = _forecast_gains(fc, "metrics", horizon)
+            if _g(fc, "forecaster", "metrics_fault_free"):
+                entry["forecast_mae_gain_vs_best_classical_fault_free"] = _forecast_gains(
+                    fc, "metrics_fault_free", horizon
+                )
         out[graph] = entry
     return out
 
@@ -738,25 +784,41 @@ def render_markdown(report: dict[str, Any], title: str | None) -> str:
             lines.append("")
         fc = g.get("forecast")
         if fc:
-            methods = list(fc)
-            targets = list(_g(fc, methods[0], "metrics") or {})
-            lines += ["### Forecast (original scale, service nodes)", ""]
-            lines.append("| target | h | metric | " + " | ".join(methods) + " |")
-            lines.append("|---|---:|---|" + "---:|" * len(methods))
-            for tg in targets:
-                for h in sorted({1, st["horizon"]}):
-                    for metric in ("mae", "rmse", "r2", "smape"):
-                        vals = []
-                        for m in methods:
-                            cell = _g(fc[m], "metrics", tg, str(h)) or _g(fc[m], "metrics", tg, h)
-                            vals.append(_f(_g(cell, metric), 4))
-                        lines.append(f"| {tg} | {h} | {metric} | " + " | ".join(vals) + " |")
-            lines.append("")
-            gains = report["summary"].get(graph, {}).get("forecast_mae_gain_vs_best_classical", {})
-            for k, v in gains.items():
-                lines.append(
-                    f"- {k}: forecaster MAE {_f(v['forecaster_mae'], 4)} vs {v['best_classical']}"
-                    f" {_f(v['best_classical_mae'], 4)}: gain {_f(v['gain'])}"
+            sets = [("metrics", "", "forecast_mae_gain_vs_best_classical")]
+            if _g(fc, "forecaster", "metrics_fault_free"):
+                sets.append(
+                    (
+                        "metrics_fault_free",
+                        ", origin and target windows outside every labelled fault",
+                        "forecast_mae_gain_vs_best_classical_fault_free",
+                    )
                 )
-            lines.append("")
+            for key, heading, gains_key in sets:
+                lines += _forecast_table(fc, key, heading, st["horizon"])
+                gains = report["summary"].get(graph, {}).get(gains_key, {})
+                for k, v in gains.items():
+                    lines.append(
+                        f"- {k}: forecaster MAE {_f(v['forecaster_mae'], 4)} vs "
+                        f"{v['best_classical']} {_f(v['best_classical_mae'], 4)}: "
+                        f"gain {_f(v['gain'])}"
+                    )
+                lines.append("")
     return "\n".join(lines)
+
+
+def _forecast_table(fc: dict[str, Any], key: str, heading: str, horizon: int) -> list[str]:
+    methods = [m for m in fc if key in fc[m]]
+    targets = list(_g(fc, methods[0], key) or {}) if methods else []
+    lines = [f"### Forecast (original scale, service nodes{heading})", ""]
+    lines.append("| target | h | metric | " + " | ".join(methods) + " |")
+    lines.append("|---|---:|---|" + "---:|" * len(methods))
+    for tg in targets:
+        for h in sorted({1, horizon}):
+            for metric in ("count", "mae", "rmse", "r2", "smape"):
+                vals = []
+                for m in methods:
+                    cell = _g(fc[m], key, tg, str(h)) or _g(fc[m], key, tg, h)
+                    vals.append(_f(_g(cell, metric), 4))
+                lines.append(f"| {tg} | {h} | {metric} | " + " | ".join(vals) + " |")
+    lines.append("")
+    return lines

@@ -52,6 +52,55 @@ def test_perfect_forecast_metrics() -> None:
     assert forecast_metrics(pred, tl, H, org2)["request_rate"][1]["count"] == 0
 
 
+def test_metrics_leave_out_cells_that_start_or_end_in_excluded_windows() -> None:
+    tl = _series_tl(np.arange(50, dtype=np.float64))
+    org = np.zeros(50, bool)
+    org[30:45] = True
+    pred = np.full((50, H, 1, M), np.nan, np.float32)
+    for w in np.flatnonzero(org):
+        pred[w, :, 0] = tl.targets[w + 1 : w + 1 + H, 0]
+    pred[36, 0, 0] += 100.0  # a bad forecast of window 37 from origin 36
+    fault = np.zeros(50, bool)
+    fault[37:40] = True  # windows 37..39 inside a fault
+    every = forecast_metrics(pred, tl, H, org)["request_rate"][1]
+    clean = forecast_metrics(pred, tl, H, org, exclude=fault)["request_rate"][1]
+    assert every["count"] == 15 and every["mae"] == pytest.approx(100 / 15)
+    # h = 1: origins 37, 38, 39 start in the fault, origins 36, 37, 38 end in it -> 36..39 out
+    assert clean["count"] == 11 and clean["mae"] == 0
+    # h = 3: origins 34..39 reach or start in 37..39
+    assert forecast_metrics(pred, tl, H, org, exclude=fault)["request_rate"][3]["count"] == 9
+
+
+def test_benchmark_scores_every_method_on_the_same_cells() -> None:
+    from meshwatch_training.benchmark import score_forecasts
+
+    tl = _series_tl(np.arange(50, dtype=np.float64))
+    org = np.zeros(50, bool)
+    org[30:45] = True
+    exact = np.full((50, H, 1, M), np.nan, np.float32)
+    for w in np.flatnonzero(org):
+        exact[w, :, 0] = tl.targets[w + 1 : w + 1 + H, 0]
+    learned = exact.copy()
+    learned[40:45] = np.nan  # a learned forecaster leaves some origins out
+    persistence = exact + 1.0  # off by one everywhere it forecasts
+    persistence[30:35] = np.nan
+    season = np.full_like(exact, np.nan)  # no season in the data: forecasts nothing
+    fault = np.zeros(50, bool)
+    fault[37] = True
+    preds = {"learned": learned, "last_value": persistence, "seasonal_naive": season}
+    s = score_forecasts(preds, tl, H, org, fault)
+    for key in ("metrics", "metrics_fault_free"):
+        counts = {m: s[m][key]["request_rate"][1]["count"] for m in ("learned", "last_value")}
+        assert counts["learned"] == counts["last_value"], (key, counts)
+    # origins 35..39 are the ones both forecast
+    assert s["learned"]["metrics"]["request_rate"][1]["count"] == 5
+    assert s["last_value"]["metrics"]["request_rate"][1]["mae"] == pytest.approx(1.0)
+    # h = 1 outside the fault window 37: origins 35, 38 and 39 (36 forecasts 37)
+    assert s["learned"]["metrics_fault_free"]["request_rate"][1]["count"] == 3
+    assert s["seasonal_naive"]["metrics"]["request_rate"][1]["count"] == 0
+    assert score_forecasts(preds, tl, H, org, None)["learned"].keys() == {"metrics"}
+
+
 def test_last_value_constant_and_masked() -> None:
     y = np.full(40, 7.0)
     tl = _series_tl(y)

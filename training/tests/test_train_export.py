@@ -247,8 +247,20 @@ def test_benchmark_end_to_end(sim: pathlib.Path, tmp_path) -> None:
     assert {"forecaster", "gru_only", "gcn_only", "last_value", "ets"} <= set(g["forecast"])
     mae = g["forecast"]["last_value"]["metrics"]["request_rate"]["1"]["mae"]
     assert mae is not None and mae >= 0
+    # every method is scored on the same cells
+    for key in ("metrics", "metrics_fault_free"):
+        for tg, by_h in g["forecast"]["forecaster"][key].items():
+            for hh in by_h:
+                counts = {m: g["forecast"][m][key][tg][hh]["count"] for m in
+                          ("forecaster", "gru_only", "gcn_only", "last_value", "ets")}  # fmt: skip
+                assert len(set(counts.values())) == 1, (key, tg, hh, counts)
+    # the same forecasts scored again on the windows outside the labelled fault: fewer cells
+    every = g["forecast"]["forecaster"]["metrics"]["request_rate"]["1"]["count"]
+    clean = g["forecast"]["forecaster"]["metrics_fault_free"]["request_rate"]["1"]["count"]
+    assert 0 < clean < every
     md = out.with_suffix(".md").read_text()
     assert "| AUPRC |" in md and "Detector beats every other method on AUPRC" in md
+    assert "origin and target windows outside every labelled fault" in md
     # bad input: a range that parses but selects nothing fails with a clear message
     bad = [*cmd]
     bad[bad.index("--test-range") + 1] = "..0"

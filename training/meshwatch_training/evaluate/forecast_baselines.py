@@ -187,12 +187,14 @@ def forecast_metrics(
     horizon: int,
     origins_mask: np.ndarray,
     nodes: np.ndarray | None = None,
+    exclude: np.ndarray | None = None,
 ) -> dict[str, dict[int, dict[str, Any]]]:
     """Errors of ``pred [W, H, N, M]`` against the targets, per target name and horizon h.
 
     Cells: origin w in ``origins_mask``, node in ``nodes`` [N] bool (default all), grid window
-    w + h held by the timeline, ``target_mask`` 1 there, and a finite prediction. With y the
-    truth and ŷ the forecast (original scale):
+    w + h held by the timeline, ``target_mask`` 1 there, and a finite prediction; with
+    ``exclude`` [W] bool (e.g. the windows of labelled faults), neither w nor w + h may be one of
+    its windows. With y the truth and ŷ the forecast (original scale):
 
     * MAE = mean |ŷ − y|;  RMSE = √mean (ŷ − y)²;
     * R² = 1 − Σ(ŷ − y)² / Σ(y − ȳ)² (ȳ over the same cells; NaN when the truth is constant);
@@ -211,6 +213,9 @@ def forecast_metrics(
         out[name] = {}
         for h in range(horizon):
             ok_w = org & (idx[:, h] >= 0)
+            if exclude is not None:
+                out_w = np.asarray(exclude, dtype=bool)
+                ok_w &= ~out_w & ~out_w[np.maximum(idx[:, h], 0)]
             src = idx[ok_w, h]
             y = tl.targets[src][:, nsel, j].astype(np.float64)
             defined = tl.target_mask[src][:, nsel, j] > 0
