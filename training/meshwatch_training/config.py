@@ -38,6 +38,7 @@ class ModelConfig:
     dropout: float = 0.1
     horizon: int = 5  # forecaster: H
     learned_frequencies: int = 8  # forecaster
+    robust_norm: bool = False  # forecaster: median and MAD of the input windows, not mean and σ
     use_graph: bool = True  # ablations
     use_temporal: bool = True
     use_fusion: bool = True  # detector

@@ -265,6 +265,7 @@ def build_model(cfg: Config, dataset: Dataset) -> torch.nn.Module:
         dim=m.dim,
         hops=m.hops,
         learned_frequencies=m.learned_frequencies,
+        robust_norm=m.robust_norm,
         use_graph=m.use_graph,
         use_temporal=m.use_temporal,
     )

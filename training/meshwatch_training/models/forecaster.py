@@ -6,6 +6,9 @@ node features of window t = 0..T-1, m_t the node mask and τ_t = window_start[t]
 
     c_n = max(Σ_t m_tn, 1),   μ_n = Σ_t m_tn x_tn / c_n,
     σ_n = max(sqrt(Σ_t m_tn (x_tn - μ_n)² / c_n), σ_min)
+      (with ``robust_norm``, what the shipped config uses: μ_n = the lower median of the
+       present x_tn and σ_n = max(1.4826 · lower median of |x_tn − μ_n|, σ_min) — a fault among
+       the input windows then moves neither, where it drags a mean and inflates a deviation)
     x̃_t = m_t ⊙ (x_t - μ) / σ                                               (per-node normalisation)
     φ(τ) = [sin, cos](2π·tod(τ)), [sin, cos](2π·dow(τ)),
            sin(2π ω_k p(τ) + β_k), k = 1..K                                 (time encoding;
@@ -54,6 +57,23 @@ LOG1P_CAP = 30.0  # largest log1p value a forecast is mapped back from
 RANGE_MARGIN = 2.3  # how far (transformed units) a forecast may leave the input windows' range
 
 
+def masked_lower_median(x: torch.Tensor, m: torch.Tensor) -> torch.Tensor:
+    """[N, F]: the lower median over the steps of x [T, N, F] where m [T, N, 1] is 1 (the
+    ⌊(c − 1)/2⌋-th smallest of the c present values); 0 for a node with no present step.
+
+    A sort over T with absent steps pushed past every value, then one gather: ONNX exports it
+    as TopK + GatherElements, for any T. The sort runs on the last axis ([N, F, T]), where
+    ONNX Runtime's TopK is fast; over the first it took longer than the rest of the model."""
+    xs = torch.where(m > 0, x, torch.full_like(x, 1e9)).permute(1, 2, 0)  # [N, F, T]
+    ordered = torch.sort(xs, dim=-1).values
+    count = m.sum(0).to(torch.long)  # [N, 1]
+    k = torch.div(count - 1, 2, rounding_mode="floor").clamp(min=0)
+    # [N, F, 1] by broadcasting, not by sizes read from x (the export would freeze them)
+    k = k.unsqueeze(-1) + torch.zeros_like(ordered[..., :1], dtype=torch.long)
+    med = ordered.gather(-1, k)[..., 0]
+    return med * (count > 0).to(med.dtype)  # 1e9 · 0 = 0 for a node with no present step
+
+
 class TimeEncoding(nn.Module):
     """φ(τ): time of day, day of week (fixed sin/cos) and K learned frequencies over the week."""
 
@@ -99,8 +119,10 @@ class Forecaster(nn.Module):
         sigma_min: float = 0.05,
         use_graph: bool = True,
         use_temporal: bool = True,
+        robust_norm: bool = False,
     ) -> None:
         super().__init__()
+        self.robust_norm = robust_norm
         self.use_graph = use_graph
         self.use_temporal = use_temporal
         self.horizon = horizon
@@ -138,6 +160,11 @@ class Forecaster(nn.Module):
         mu = (node_features * m).sum(0) / cnt  # [N, F]
         var = (((node_features - mu) * m) ** 2).sum(0) / cnt
         sigma = torch.sqrt(var + 1e-12).clamp(min=self.sigma_min)
+        if self.robust_norm:
+            mu = masked_lower_median(node_features, m)
+            sigma = (1.4826 * masked_lower_median((node_features - mu).abs(), m)).clamp(
+                min=self.sigma_min
+            )
         xn = (node_features - mu) / sigma * m
         phi = self.time(window_start)  # [T, P] or [T, N, P]
         if phi.dim() == 2:
