@@ -203,12 +203,7 @@ async fn stores_windows_incidents_and_forecasts_once_across_a_restart() -> anyho
 
 /// Messages of `consumer` on `stream` not acknowledged yet (delivered or not).
 async fn unacked(bus: &Bus, stream: String, consumer: &str) -> anyhow::Result<u64> {
-    let info = bus
-        .context
-        .get_stream(stream)
-        .await?
-        .consumer_info(consumer)
-        .await?;
+    let info = support::consumer_info(bus, stream, consumer).await?;
     Ok(info.num_ack_pending as u64 + info.num_pending)
 }
 

@@ -121,12 +121,7 @@ async fn wait_ready(child: &mut Child, admin: SocketAddr, log: &Path) -> anyhow:
 
 /// Messages of `consumer` on `stream` delivered and not acknowledged yet.
 async fn ack_pending(bus: &Bus, stream: String, consumer: &str) -> anyhow::Result<u64> {
-    let info = bus
-        .context
-        .get_stream(stream)
-        .await?
-        .consumer_info(consumer)
-        .await?;
+    let info = support::consumer_info(bus, stream, consumer).await?;
     Ok(info.num_ack_pending as u64)
 }
 

@@ -304,3 +304,18 @@ pub fn expect_eq(what: &str, value: u64, want: u64) -> anyhow::Result<()> {
     ensure!(value == want, "{what}: {value}, expected {want}");
     Ok(())
 }
+
+/// The JetStream state of `consumer` on `stream`: delivered-unacknowledged
+/// (`num_ack_pending`) and not yet delivered (`num_pending`) messages.
+pub async fn consumer_info(
+    bus: &Bus,
+    stream: String,
+    consumer: &str,
+) -> anyhow::Result<async_nats::jetstream::consumer::Info> {
+    Ok(bus
+        .context
+        .get_stream(stream)
+        .await?
+        .consumer_info(consumer)
+        .await?)
+}
