@@ -177,8 +177,10 @@ class StackedGraphConv(nn.Module):
         edge_weight: torch.Tensor,
         edge_features: torch.Tensor | None = None,
     ) -> torch.Tensor:
+        if len(self.layers) == 0:
+            return x
         m = node_mask.unsqueeze(-1)
-        uses_features = self.layers[0].u_bwd is not None if len(self.layers) else False
+        uses_features = self.layers[0].u_bwd is not None
         shared = EdgeAggregates(
             edge_index, edge_weight, edge_features if uses_features else None, x.shape[1]
         )
