@@ -452,6 +452,7 @@ impl<R: Role> InferenceConfig<R> {
                 intra_threads: self.model.intra_threads,
                 sessions: self.model.sessions,
                 variant: self.model.variant.clone(),
+                profile: None,
             },
             max_batch_nodes: self.batching.max_nodes,
             max_batch_wait: self.batching.max_wait,

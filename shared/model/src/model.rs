@@ -74,6 +74,10 @@ pub struct LoadOptions {
     pub sessions: usize,
     /// Load this variant's file instead of `model.onnx`.
     pub variant: Option<String>,
+    /// Diagnosis: ONNX Runtime's per-node profile (a Chrome trace, JSON, naming each node's
+    /// execution provider) is written to `<prefix>_<session>_<time>.json` when a session is
+    /// dropped. Costs time per run; not for serving.
+    pub profile: Option<PathBuf>,
 }
 
 impl Default for LoadOptions {
@@ -86,6 +90,7 @@ impl Default for LoadOptions {
             intra_threads: 1,
             sessions: 1,
             variant: None,
+            profile: None,
         }
     }
 }
@@ -160,9 +165,16 @@ impl Model {
         let mut sessions = Vec::with_capacity(count);
         // after a fallback the remaining sessions go straight to the cpu (one warning)
         let mut provider = options.execution_provider;
-        for _ in 0..count {
+        for index in 0..count {
             let mut builder = Session::builder(&environment)
                 .map_err(|e| ModelError::ort("creating session options", e))?;
+            if let Some(prefix) = &options.profile {
+                let mut file = prefix.clone().into_os_string();
+                file.push(format!("_{index}"));
+                builder = builder
+                    .with_profiling(file)
+                    .map_err(|e| ModelError::ort("enabling profiling", e))?;
+            }
             if options.intra_threads > 0 {
                 builder = builder
                     .with_intra_threads(options.intra_threads)

@@ -191,3 +191,47 @@ fn joined_forecaster_runs_split_back_to_separate_runs() -> Result<()> {
     ];
     joined_equals_separate(&model, &graphs)
 }
+
+/// `LoadOptions::profile`: dropping the model writes ONNX Runtime's profile, one file per
+/// session, with a kernel-time event per node naming the CPU provider.
+#[test]
+fn a_profiled_model_writes_a_trace_per_session_when_dropped() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let options = LoadOptions {
+        library: Some(ort_library()?),
+        kind: Some(ModelKind::Detector),
+        sessions: 2,
+        profile: Some(dir.path().join("detector")),
+        ..LoadOptions::default()
+    };
+    let model = Model::load(&artifact("detector"), &options)?;
+    model.run(&inputs(ModelKind::Detector, 3, 12, 9, 14))?;
+    drop(model);
+    let mut files: Vec<_> = std::fs::read_dir(dir.path())?
+        .map(|entry| entry.map(|e| e.file_name().to_string_lossy().into_owned()))
+        .collect::<Result<_, _>>()?;
+    files.sort();
+    ensure!(files.len() == 2, "one profile per session: {files:?}");
+    ensure!(
+        files[0].starts_with("detector_0_") && files[1].starts_with("detector_1_"),
+        "{files:?}"
+    );
+    let mut kernels = 0;
+    for file in &files {
+        let events: Vec<serde_json::Value> =
+            serde_json::from_slice(&std::fs::read(dir.path().join(file))?)?;
+        kernels += events
+            .iter()
+            .filter(|e| {
+                e["cat"] == "Node"
+                    && e["name"]
+                        .as_str()
+                        .is_some_and(|n| n.ends_with("_kernel_time"))
+            })
+            .inspect(|e| assert_eq!(e["args"]["provider"], "CPUExecutionProvider"))
+            .count();
+    }
+    // the parity replay and the run above, on either session: hundreds of nodes
+    ensure!(kernels > 100, "{kernels} kernel events");
+    Ok(())
+}

@@ -97,6 +97,11 @@ pub struct InferenceBenchArgs {
     /// Seed of the synthetic graphs.
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
+    /// Diagnosis: write ONNX Runtime's per-node profile (Chrome trace JSON: each node's time
+    /// and execution provider) to `<PREFIX>_0_<time>.json`. It slows every run down: the
+    /// latency table of a profiled run is not a measurement.
+    #[arg(long, value_name = "PREFIX")]
+    pub ort_profile: Option<PathBuf>,
 }
 
 /// `--provider`.
@@ -235,6 +240,7 @@ fn serving_options(args: &InferenceBenchArgs) -> ServingOptions {
             intra_threads: args.threads,
             sessions: 1,
             variant: None,
+            profile: args.ort_profile.clone(),
         },
         max_batch_wait: Duration::ZERO,
         // a run of 10,000 nodes on one CPU thread takes seconds: never give up on a session
