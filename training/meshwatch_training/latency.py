@@ -24,9 +24,12 @@ models.
 
 Timing: ``torch.set_num_threads(threads)``, eval mode, ``torch.inference_mode()``, ``warmup``
 untimed runs, then each run timed with ``time.perf_counter`` (after ``torch.cuda.synchronize()``
-on CUDA). Percentiles are nearest-rank: the p-th percentile of n sorted times is the
-⌈p·n/100⌉-th, as the Rust side computes them. Prints one JSON line:
-``{"p50_ms", "p99_ms", "mean_ms", "runs", "weights", "weights_note", "torch", "device",
+on CUDA). A timed run does the service's work: the inputs move from host memory to the device
+and the outputs back (on the CPU that costs nothing). On a GPU the model is also timed alone,
+its inputs already on the device, as PyTorch benchmarks usually are (``resident_*``; null on the
+CPU). Percentiles are nearest-rank: the p-th percentile of n sorted times is the ⌈p·n/100⌉-th,
+as the Rust side computes them. Prints one JSON line: ``{"p50_ms", "p99_ms", "mean_ms", "runs",
+"resident_p50_ms", "resident_p99_ms", "weights", "weights_note", "torch", "device",
 "threads"}``.
 """
 
@@ -276,25 +279,40 @@ def measure(
     iterations: int,
     min_time_s: float = 0.0,
     device: str = "cpu",
+    copies: bool = False,
 ) -> list[float]:
     """Times of the timed runs, ms: ``iterations`` runs, or with ``min_time_s`` > 0 runs until
-    that much time has passed (at least 3)."""
+    that much time has passed (at least 3).
+
+    With ``copies`` each timed run also moves the inputs from host memory to ``device`` and the
+    outputs back, as the service's run does; without, the inputs stay on the device and the
+    outputs are left there (a no-op difference on the CPU)."""
     names, _ = _names(kind)
     dev = torch.device(device)
     model = model.to(dev).eval()
-    args = tuple(torch.from_numpy(inputs[k]).to(dev) for k in names)
+    host = tuple(torch.from_numpy(inputs[k]) for k in names)
+    resident = tuple(x.to(dev) for x in host)
     cuda = dev.type == "cuda"
     no_grad = getattr(torch, "inference_mode", torch.no_grad)
+
+    def once() -> None:
+        if not copies:
+            model(*resident)
+            return
+        out = model(*(x.to(dev) for x in host))
+        for y in out if isinstance(out, tuple | list) else (out,):
+            y.cpu()
+
     times: list[float] = []
     with no_grad():
         for _ in range(warmup):
-            model(*args)
+            once()
         if cuda:
             torch.cuda.synchronize(dev)
         started = time.perf_counter()
         while True:
             t0 = time.perf_counter()
-            model(*args)
+            once()
             if cuda:
                 torch.cuda.synchronize(dev)
             times.append((time.perf_counter() - t0) * 1000.0)
@@ -324,21 +342,31 @@ def run_latency(args: argparse.Namespace) -> dict[str, Any]:
     torch.set_num_threads(args.threads)
     model, manifest, weights, note = model_with_weights(pathlib.Path(args.artifact))
     inputs = read_inputs(pathlib.Path(args.inputs), manifest["kind"])
-    times = measure(
-        model,
-        manifest["kind"],
-        inputs,
-        warmup=args.warmup,
-        iterations=args.iterations,
-        min_time_s=args.min_time,
-        device=args.device,
-    )
+
+    def timed(copies: bool) -> list[float]:
+        return measure(
+            model,
+            manifest["kind"],
+            inputs,
+            warmup=args.warmup,
+            iterations=args.iterations,
+            min_time_s=args.min_time,
+            device=args.device,
+            copies=copies,
+        )
+
+    # the service's work: inputs from host memory, outputs back to it
+    times = timed(copies=True)
     ordered = sorted(times)
+    # on a GPU also the model alone, its inputs already there (the usual PyTorch benchmark)
+    resident = sorted(timed(copies=False)) if torch.device(args.device).type != "cpu" else None
     return {
         "p50_ms": percentile(ordered, 50),
         "p99_ms": percentile(ordered, 99),
         "mean_ms": float(np.mean(times)),
         "runs": len(times),
+        "resident_p50_ms": None if resident is None else percentile(resident, 50),
+        "resident_p99_ms": None if resident is None else percentile(resident, 99),
         "weights": weights,
         "weights_note": note,
         "torch": torch.__version__,

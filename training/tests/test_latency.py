@@ -10,7 +10,9 @@ import shutil
 
 import numpy as np
 import pytest
+import torch
 
+from meshwatch_training import latency
 from meshwatch_training.__main__ import main
 from meshwatch_training.export import compare, ort_outputs, ort_session, random_case, torch_outputs
 from meshwatch_training.latency import model_with_weights, percentile, rebuild
@@ -71,6 +73,29 @@ def test_command_prints_one_json_line(tmp_path, capsys) -> None:
     assert report["weights"] == "onnx"
     assert report["device"] == "cpu" and report["threads"] == 1
     assert 0 < report["p50_ms"] <= report["p99_ms"]
+    # only a GPU has a device to keep the inputs on
+    assert report["resident_p50_ms"] is None and report["resident_p99_ms"] is None
+
+
+def test_timed_runs_with_copies_return_the_outputs_to_the_host(monkeypatch) -> None:
+    """``copies=True`` moves every output back with ``.cpu()``; without, nothing is copied."""
+    manifest = json.loads((MODELS / "forecaster" / "manifest.json").read_text())
+    model, _, _, _ = model_with_weights(MODELS / "forecaster")
+    moved = []
+    real_cpu = torch.Tensor.cpu
+
+    def counting_cpu(self: torch.Tensor) -> torch.Tensor:
+        moved.append(self.shape)
+        return real_cpu(self)
+
+    monkeypatch.setattr(torch.Tensor, "cpu", counting_cpu)
+    case = _case(manifest, 12, 9, 3)
+    times = latency.measure(model, "forecaster", case, warmup=1, iterations=3, copies=True)
+    assert len(times) == 3 and all(t > 0 for t in times)
+    assert len(moved) == 2 * 4  # forecast and forecast_interval, each of the 4 runs
+    moved.clear()
+    latency.measure(model, "forecaster", case, warmup=1, iterations=3, copies=False)
+    assert moved == []
 
 
 def test_a_model_that_does_not_fit_keeps_random_weights(tmp_path, capsys) -> None:

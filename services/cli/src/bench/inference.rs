@@ -382,6 +382,27 @@ pub fn run_to(args: &InferenceBenchArgs, out: &mut dyn Write) -> anyhow::Result<
             }
         }
     }
+    let resident: Vec<String> = report
+        .latency
+        .iter()
+        .filter_map(|row| {
+            let t = row.torch.as_ref()?;
+            Some(format!(
+                "N = {}: p50 {}, p99 {}",
+                row.nodes,
+                ms(t.resident_p50_ms?),
+                ms(t.resident_p99_ms?)
+            ))
+        })
+        .collect();
+    if !resident.is_empty() {
+        writeln!(
+            out,
+            "PyTorch with its inputs already on the device and the outputs left there (the \
+             columns above include the copies, as the service's runs do): {}",
+            resident.join("; ")
+        )?;
+    }
     runtime.block_on(server.close());
     Ok(report)
 }

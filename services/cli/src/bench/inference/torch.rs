@@ -33,6 +33,12 @@ pub struct TorchTiming {
     #[serde(default)]
     pub mean_ms: f64,
     pub runs: usize,
+    /// On a GPU: the model alone with its inputs already on the device (the times above include
+    /// moving the inputs there and the outputs back, as the service does). None on the CPU.
+    #[serde(default)]
+    pub resident_p50_ms: Option<f64>,
+    #[serde(default)]
+    pub resident_p99_ms: Option<f64>,
     /// `onnx` (the artifact's weights) or `random` (seeded; latency does not depend on them).
     pub weights: String,
     #[serde(default)]
