@@ -176,10 +176,12 @@ pub struct LatencyRow {
 pub struct Machine {
     pub cpu: String,
     pub cores: usize,
+    /// The NVIDIA GPUs the driver lists (`/proc/driver/nvidia/gpus/*/information`), by model.
+    pub gpus: Vec<String>,
 }
 
 impl Machine {
-    /// The CPU model (`/proc/cpuinfo`) and the cores this process may use.
+    /// The CPU model (`/proc/cpuinfo`), the cores this process may use, and the GPUs.
     pub fn this() -> Self {
         let cpu = std::fs::read_to_string("/proc/cpuinfo")
             .ok()
@@ -191,8 +193,43 @@ impl Machine {
             })
             .unwrap_or_else(|| "unknown CPU".to_owned());
         let cores = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
-        Self { cpu, cores }
+        let gpus = nvidia_gpus(std::path::Path::new("/proc/driver/nvidia/gpus"));
+        Self { cpu, cores, gpus }
     }
+
+    /// `AMD EPYC, 2 cores` or `Intel Xeon, 16 cores; GPU: NVIDIA H200`.
+    pub fn describe(&self) -> String {
+        let mut text = format!("{}, {} cores", self.cpu, self.cores);
+        if !self.gpus.is_empty() {
+            text.push_str("; GPU: ");
+            text.push_str(&self.gpus.join(", "));
+        }
+        text
+    }
+}
+
+/// The `Model:` of each GPU folder under `root` (the NVIDIA driver's procfs), in bus order;
+/// empty without the driver.
+fn nvidia_gpus(root: &std::path::Path) -> Vec<String> {
+    let Ok(entries) = std::fs::read_dir(root) else {
+        return Vec::new();
+    };
+    let mut dirs: Vec<PathBuf> = entries.filter_map(|e| e.ok().map(|e| e.path())).collect();
+    dirs.sort();
+    dirs.iter()
+        .filter_map(|dir| std::fs::read_to_string(dir.join("information")).ok())
+        .filter_map(|info| gpu_model(&info))
+        .collect()
+}
+
+/// The value of the `Model:` line of a driver `information` file.
+fn gpu_model(information: &str) -> Option<String> {
+    information
+        .lines()
+        .filter_map(|l| l.split_once(':'))
+        .find(|(key, _)| key.trim() == "Model")
+        .map(|(_, value)| value.trim().to_owned())
+        .filter(|model| !model.is_empty())
 }
 
 /// Everything `--json` writes.
@@ -303,8 +340,9 @@ pub fn run_to(args: &InferenceBenchArgs, out: &mut dyn Write) -> anyhow::Result<
     )?;
     writeln!(
         out,
-        "machine: {}, {} cores; {} intra-op thread(s)",
-        report.machine.cpu, report.machine.cores, args.threads
+        "machine: {}; {} intra-op thread(s)",
+        report.machine.describe(),
+        args.threads
     )?;
 
     if args.throughput {

@@ -133,3 +133,38 @@ fn throughput_counts_graphs_per_run() -> anyhow::Result<()> {
     assert!(report.latency.is_empty());
     Ok(())
 }
+
+/// The GPU line of a driver `information` file names the card; a machine without the driver
+/// (or a folder without one) lists none.
+#[test]
+fn gpus_are_read_from_the_driver_information_files() -> anyhow::Result<()> {
+    let info = "Model: \t\t NVIDIA H200\nIRQ:   \t\t 42\nGPU UUID: \t GPU-0\nBus Location: \t 0000:1b:00.0\n";
+    assert_eq!(gpu_model(info).as_deref(), Some("NVIDIA H200"));
+    assert_eq!(gpu_model("IRQ: 42\n"), None);
+    assert_eq!(gpu_model("Model:   \n"), None);
+
+    let root = tempfile::tempdir()?;
+    assert!(nvidia_gpus(&root.path().join("absent")).is_empty());
+    for (bus, model) in [
+        ("0000:2a:00.0", "NVIDIA H100 80GB HBM3"),
+        ("0000:1b:00.0", "NVIDIA H200"),
+    ] {
+        std::fs::create_dir(root.path().join(bus))?;
+        std::fs::write(
+            root.path().join(bus).join("information"),
+            format!("Model: {model}\n"),
+        )?;
+    }
+    std::fs::create_dir(root.path().join("0000:3c:00.0"))?; // no information file
+    assert_eq!(
+        nvidia_gpus(root.path()),
+        ["NVIDIA H200", "NVIDIA H100 80GB HBM3"]
+    );
+    let machine = Machine {
+        cpu: "Intel Xeon".to_owned(),
+        cores: 16,
+        gpus: vec!["NVIDIA H200".to_owned()],
+    };
+    assert_eq!(machine.describe(), "Intel Xeon, 16 cores; GPU: NVIDIA H200");
+    Ok(())
+}
