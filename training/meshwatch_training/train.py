@@ -256,6 +256,7 @@ def build_model(cfg: Config, dataset: Dataset) -> torch.nn.Module:
             use_edge_features=m.use_edge_features,
             conditional=m.conditional,
             current_callers=m.current_callers,
+            score_from=m.score_from,
         )
     return Forecaster(
         f,

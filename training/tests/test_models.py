@@ -182,3 +182,24 @@ def test_relational_conv_is_the_documented_sum_over_edges(t: int, n: int, e: int
         shared = conv(x, ei, w, a, EdgeAggregates(ei, w, a, n))
     torch.testing.assert_close(alone, want, atol=1e-5, rtol=1e-4)
     torch.testing.assert_close(shared, want, atol=1e-5, rtol=1e-4)
+
+
+def test_a_score_from_the_history_free_path_ignores_the_history() -> None:
+    """With ``score_from = "conditional"`` the score and its explanation read the history-free
+    deviations only: changing a past window changes nothing; the default score does change."""
+    s = synthetic_sample(5, 4, 6, seed=2)
+    s.node_mask[:] = 1.0
+    changed = synthetic_sample(5, 4, 6, seed=2)
+    changed.node_mask[:] = 1.0
+    changed.node_features[1] += 3.0
+    torch.manual_seed(0)
+    cond = Detector(F, FE, dim=32, hops=2, score_from="conditional").eval()
+    assert cond.score[0].in_features == F
+    a, ca = run(cond, collate([s]))
+    b, cb = run(cond, collate([changed]))
+    assert torch.equal(a, b) and torch.equal(ca, cb)
+    both = models()[0]
+    assert both.score[0].in_features == 2 * F
+    assert not torch.allclose(run(both, collate([s]))[0], run(both, collate([changed]))[0])
+    with pytest.raises(ValueError, match="score_from"):
+        Detector(F, FE, dim=32, score_from="conditional", conditional=False)

@@ -195,6 +195,14 @@ def test_score_loss_weights_leave_out_only_the_most_deviant_negatives() -> None:
         load_config(None, ["train.trim_negatives=1.0"])
 
 
+def test_score_from_takes_both_or_a_conditional_path() -> None:
+    assert load_config(None, ['model.score_from="conditional"']).model.score_from == "conditional"
+    with pytest.raises(ConfigError, match="model.score_from 'history'"):
+        load_config(None, ['model.score_from="history"'])
+    with pytest.raises(ConfigError, match="needs model.conditional"):
+        load_config(None, ['model.score_from="conditional"', "model.conditional=false"])
+
+
 def test_config_errors_name_the_key(tmp_path) -> None:
     bad = tmp_path / "c.toml"
     bad.write_text('[model]\nkind = "detector"\ndimm = 3\n[train]\nepochs = "x"\n[nope]\n')

@@ -109,8 +109,14 @@ class Detector(nn.Module):
         use_edge_features: bool = True,
         conditional: bool = True,
         current_callers: bool = False,
+        score_from: str = "both",
     ) -> None:
         super().__init__()
+        if score_from not in ("both", "conditional") or (
+            score_from == "conditional" and not conditional
+        ):
+            raise ValueError(f"score_from = {score_from!r} needs 'both', or a conditional path")
+        self.score_from = score_from
         if dim % 2:
             raise ValueError("dim must be even (sinusoidal positions)")
         if feature_names is not None and len(feature_names) != num_features:
@@ -146,7 +152,7 @@ class Detector(nn.Module):
         )
         self.cond_pred = nn.Linear(dim, num_features) if conditional else None
         self.cond_scale = nn.Linear(dim, num_features) if conditional else None
-        paths = 2 if conditional else 1
+        paths = 2 if conditional and score_from == "both" else 1
         self.score = nn.Sequential(
             nn.Linear(paths * num_features, dim), nn.GELU(), nn.Linear(dim, 1)
         )
@@ -212,8 +218,10 @@ class Detector(nn.Module):
         return x[-1], out, s
 
     def score_logit(self, devs: list[torch.Tensor]) -> torch.Tensor:
-        """MLP(log1p([c; c_rec])) [N]: the learned nonlinear map from deviations to a logit."""
-        return self.score(torch.log1p(torch.cat(devs, -1))).squeeze(-1)
+        """MLP(log1p([c; c′])) [N]: the learned nonlinear map from deviations to a logit; with
+        ``score_from = "conditional"``, MLP(log1p(c′)) — the history-free deviations alone."""
+        used = devs[1:] if self.score_from == "conditional" else devs
+        return self.score(torch.log1p(torch.cat(used, -1))).squeeze(-1)
 
     def forward(
         self,
@@ -229,7 +237,9 @@ class Detector(nn.Module):
         )
         devs = [((x_last - x_hat) / sigma * s) ** 2 for x_hat, sigma in paths]  # [N, F] each
         score = torch.nn.functional.softplus(self.score_logit(devs)) * node_mask[-1]
-        contrib = devs[0] if len(devs) == 1 else devs[0] + devs[1]
+        # the explanation is made of the deviations the score reads
+        used = devs[1:] if self.score_from == "conditional" else devs
+        contrib = used[0] if len(used) == 1 else used[0] + used[1]
         share = contrib / (contrib.sum(-1, keepdim=True) + 1e-6)
         return score, share
 
