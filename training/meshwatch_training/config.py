@@ -45,8 +45,9 @@ class ModelConfig:
     use_edge_features: bool = True  # detector
     conditional: bool = True  # detector: a history-free path (load + callees -> performance)
     current_callers: bool = False  # detector: the current window's context includes callers
-    # detector: the deviations the score head reads: "both" paths, or the history-free
-    # ("conditional") one alone (docs/models.md, "Which deviations the score reads")
+    # detector: the deviations the score reads: "both" paths, the history-free ("conditional")
+    # one alone, or "max" of a head over each, calibrated (docs/models.md, "Which deviations
+    # the score reads")
     score_from: str = "both"
 
 
@@ -156,10 +157,12 @@ def validate(cfg: Config) -> None:
         errors.append(f"model.dim {cfg.model.dim} must be an even number ≥ 2")
     if cfg.model.kind == "detector" and cfg.model.dim % cfg.model.heads:
         errors.append(f"model.dim {cfg.model.dim} is not divisible by model.heads")
-    if cfg.model.score_from not in ("both", "conditional"):
-        errors.append(f"model.score_from {cfg.model.score_from!r} is not 'both' or 'conditional'")
-    elif cfg.model.score_from == "conditional" and not cfg.model.conditional:
-        errors.append("model.score_from = 'conditional' needs model.conditional = true")
+    if cfg.model.score_from not in ("both", "conditional", "max"):
+        errors.append(
+            f"model.score_from {cfg.model.score_from!r} is not 'both', 'conditional' or 'max'"
+        )
+    elif cfg.model.score_from != "both" and not cfg.model.conditional:
+        errors.append(f"model.score_from = {cfg.model.score_from!r} needs model.conditional = true")
     if cfg.model.horizon < 1:
         errors.append("model.horizon must be ≥ 1")
     if cfg.train.epochs < 1 or cfg.train.batch_size < 1:

@@ -128,6 +128,10 @@ def _by_name(model: torch.nn.Module, shipped: dict[str, np.ndarray]) -> bool:
     with torch.no_grad():
         for n, p in params.items():
             p.copy_(torch.from_numpy(np.array(shipped[n], dtype=np.float32)))
+        # buffers set by training (the detector's score scales) travel in the state dict too
+        for n, b in model.named_buffers():
+            if n in shipped and tuple(shipped[n].shape) == tuple(b.shape):
+                b.copy_(torch.from_numpy(np.array(shipped[n])).to(b.dtype))
     return True
 
 

@@ -10,7 +10,7 @@ OBJECTIVES = {
         "Unsupervised. Two predictors minimise the Gaussian negative log-likelihood of each "
         "node's current window: one from its history (graph convolution per window, "
         "Transformer) fused by a learned gate with its callees' current state, one from its "
-        "current load and its callees alone (no history). The score head learns, on the "
+        "current load and its callees alone (no history). The score heads learn, on the "
         "standardised deviations of both, to tell synthetically perturbed nodes (latency "
         "shifts, error bursts, traffic changes, downstream slowness, gap growth, resource "
         "saturation, generic noise) from unperturbed ones. Fault labels are never used in "
@@ -20,6 +20,17 @@ OBJECTIVES = {
         "Pinball loss at the 0.5, 0.1 and 0.9 quantiles of the next H windows' request rate, p90 "
         "and p99 latency and error ratio, on per-node normalised, transformed targets; "
         "forecast = median, forecast_interval = the 80 % interval."
+    ),
+}
+
+# what the detector's score reads (config.model.score_from)
+SCORE_FROM = {
+    "both": "One score head reads the deviations of both predictions.",
+    "conditional": "The score head reads the deviations of the history-free prediction alone.",
+    "max": (
+        "Two score heads, one reading the deviations of both predictions and one those of the "
+        "history-free prediction alone, are each divided by their 0.9-quantile over the "
+        "training node-windows; the score is the larger."
     ),
 }
 
@@ -108,7 +119,11 @@ def write_model_card(directory: pathlib.Path, manifest: dict[str, Any]) -> pathl
             f"- Graph `{g['graph']}`: {g.get('windows_observed')} windows observed, "
             f"{g.get('faults')} labelled faults in the whole dataset (labels unused in training)."
         )
-    lines += ["", "## Objective", "", OBJECTIVES[kind], "", "## Training metrics", ""]
+    objective = OBJECTIVES[kind]
+    score_from = manifest.get("config", {}).get("model", {}).get("score_from", "both")
+    if kind == "detector" and score_from in SCORE_FROM:
+        objective += " " + SCORE_FROM[score_from]
+    lines += ["", "## Objective", "", objective, "", "## Training metrics", ""]
     final = tr.get("final", {})
     lines.append(", ".join(f"{k} = {_fmt(v)}" for k, v in final.items()) or "none recorded")
     lines += [

@@ -325,10 +325,11 @@ def detector_loss(
         r = (x_last - x_hat) / sigma
         nll = nll + (clean * (0.5 * r * r + torch.log(sigma))).sum() / clean.sum().clamp(min=1.0)
         devs.append((r * s).detach() ** 2)
-    logit = model.score_logit(devs)
     present = score_loss_weights(devs, y, b.node_mask[-1], cfg.train.trim_negatives)
-    bce_all = torch.nn.functional.binary_cross_entropy_with_logits(logit, y, reduction="none")
-    bce = (bce_all * present).sum() / present.sum().clamp(min=1.0)
+    bce = x.new_zeros(())
+    for logit in model.score_logits(devs):  # one head, or two with score_from = "max"
+        bce_all = torch.nn.functional.binary_cross_entropy_with_logits(logit, y, reduction="none")
+        bce = bce + (bce_all * present).sum() / present.sum().clamp(min=1.0)
     loss = nll + cfg.train.score_weight * bce
     return loss, {"nll": float(nll), "bce": float(bce)}
 
@@ -457,6 +458,8 @@ def train(
             log.warning("stopping after epoch %d: train.max_minutes reached", epoch + 1)
             break
     model.eval()
+    if cfg.model.kind == "detector" and cfg.model.score_from == "max":
+        calibrate_heads(model, samples, cfg, device)
     return TrainResult(
         model.cpu(),
         history,
@@ -465,6 +468,37 @@ def train(
         time.monotonic() - start,
         str(device),
     )
+
+
+CALIBRATION_QUANTILE = 0.9
+
+
+@torch.no_grad()
+def calibrate_heads(
+    model: torch.nn.Module,
+    samples: Sequence[Sample],
+    cfg: Config,
+    device: torch.device,
+) -> None:
+    """``score_from = "max"``: sets each head's scale κ to the 0.9-quantile of its score over the
+    present nodes of the training samples' last windows (unperturbed), so that the two heads'
+    scores are in the same unit — "as unusual as the top tenth of training" — before the max."""
+    per_head: list[list[torch.Tensor]] = []
+    for i in range(0, len(samples), cfg.train.batch_size):
+        b = _to(collate(samples[i : i + cfg.train.batch_size], same_time=False), device)
+        x_last, paths, s = model.predict(*b.model_inputs())
+        devs = [((x_last - x_hat) / sigma * s) ** 2 for x_hat, sigma in paths]
+        present = b.node_mask[-1] > 0
+        for k, score in enumerate(model.head_scores(devs)):
+            if len(per_head) <= k:
+                per_head.append([])
+            per_head[k].append(score[present])
+    scales = [
+        float(torch.quantile(torch.cat(scores), CALIBRATION_QUANTILE)) if scores else 1.0
+        for scores in per_head
+    ]
+    model.score_scales.copy_(torch.tensor(scales).clamp(min=1e-6))
+    log.info("score heads calibrated: κ = %s", ", ".join(f"{v:.4g}" for v in scales))
 
 
 @torch.no_grad()

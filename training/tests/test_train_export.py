@@ -150,6 +150,52 @@ def test_compare_tolerance_rule() -> None:
     assert compare(inf, [np.array([np.inf, np.inf])], ["x"], 1e-4, 1e-3)[1], "not the other one"
 
 
+def test_a_max_score_is_calibrated_exported_and_replayed(sim: pathlib.Path, tmp_path) -> None:
+    """``score_from = "max"``: after training each head's scale is the 0.9-quantile of its
+    score over the training samples' present nodes; the model exports with them, passes its
+    parity, and the Rust side replays it."""
+    from meshwatch_training.data import collate
+
+    ds = Dataset(sim / "ds")
+    out = tmp_path / "max"
+    cfg = _cfg("detector", out, sim / "ds")
+    cfg.model.score_from = "max"
+    summary = train_and_export(cfg, ds, log=lambda _m: None)
+    assert summary["samples_train"] > 10
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["config"]["model"]["score_from"] == "max"
+    assert manifest["parity"]["max_share_of_tolerance"] <= 1.0
+    env = {**os.environ, "ORT_DYLIB_PATH": ort_library()}
+    r = subprocess.run(
+        [meshwatch_bin(), "model", "check", str(out)], capture_output=True, text=True, env=env
+    )
+    assert r.returncode == 0, r.stderr + r.stdout
+
+    from meshwatch_training.train import train
+
+    samples = load_samples(ds, T, "0%..60%", cfg.data.drop_traceless, anchor=T - 1).samples
+    model = train(cfg, ds, samples).model
+    per_head: list[list[torch.Tensor]] = [[], []]
+    with torch.no_grad():
+        for sample in samples:
+            b = collate([sample], same_time=False)
+            x_last, paths, s_mask = model.predict(*b.model_inputs())
+            devs = [((x_last - xh) / sg * s_mask) ** 2 for xh, sg in paths]
+            for k, v in enumerate(model.head_scores(devs)):
+                per_head[k].append(v[b.node_mask[-1] > 0])
+        want = torch.stack([torch.quantile(torch.cat(h), 0.9) for h in per_head])
+        assert torch.allclose(model.score_scales, want, rtol=1e-5), (model.score_scales, want)
+        # the score is the larger calibrated head, the explanation that head's deviations
+        b = collate(samples[:3], same_time=False)
+        score, share = model(*b.model_inputs())
+        x_last, paths, s_mask = model.predict(*b.model_inputs())
+        devs = [((x_last - xh) / sg * s_mask) ** 2 for xh, sg in paths]
+        a, c = (h / k for h, k in zip(model.head_scores(devs), want, strict=True))
+        m = b.node_mask[-1]
+        assert torch.allclose(score, torch.maximum(a, c) * m, rtol=1e-5, atol=1e-6)
+        assert (c > a).any() or (a > c).any()
+
+
 def test_training_is_reproducible(sim: pathlib.Path) -> None:
     from meshwatch_training.train import train
 

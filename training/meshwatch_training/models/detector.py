@@ -24,6 +24,16 @@ x_t ∈ R^{N×F} the node features of window t = 0..T-1, m_t ∈ {0,1}^N the nod
     score = m_{T-1} · softplus(MLP(log1p([c; c'])))                         (nonlinear score)
     feature_contribution = (c + c') / (Σ_f (c + c') + ε)                    (share of each feature)
 
+``score_from`` chooses what the score reads: ``"both"`` (above, the default); ``"conditional"``,
+softplus(MLP'(log1p(c'))) and contributions c' / Σ c'; ``"max"``, both heads, each divided by
+its own 0.9-quantile over the training node-windows (κ, κ', set by train.py after training):
+
+    score = m_{T-1} · max(softplus(MLP(log1p([c; c']))) / κ, softplus(MLP'(log1p(c'))) / κ')
+
+with the contributions of the head that gives the maximum. A head over [c; c'] learns from the
+synthetic perturbations to trust c, which a fault longer than the history hides; the head over
+c' alone cannot. docs/models.md ("Which deviations the score reads") has the measurements.
+
 s ∈ {0,1}^{N×F} says which deviations count ("absent is not zero", features.py): a latency of a
 node without requests or a resource metric that did not arrive is not compared with anything.
 The last step is a learnable query token q, so the Transformer sees only the node's history and
@@ -112,10 +122,13 @@ class Detector(nn.Module):
         score_from: str = "both",
     ) -> None:
         super().__init__()
-        if score_from not in ("both", "conditional") or (
-            score_from == "conditional" and not conditional
+        if score_from not in ("both", "conditional", "max") or (
+            score_from != "both" and not conditional
         ):
-            raise ValueError(f"score_from = {score_from!r} needs 'both', or a conditional path")
+            raise ValueError(
+                f"score_from = {score_from!r}: 'both', or 'conditional' / 'max' with a "
+                "conditional path"
+            )
         self.score_from = score_from
         if dim % 2:
             raise ValueError("dim must be even (sinusoidal positions)")
@@ -152,10 +165,21 @@ class Detector(nn.Module):
         )
         self.cond_pred = nn.Linear(dim, num_features) if conditional else None
         self.cond_scale = nn.Linear(dim, num_features) if conditional else None
-        paths = 2 if conditional and score_from == "both" else 1
+        paths = 1 if score_from == "conditional" or not conditional else 2
         self.score = nn.Sequential(
             nn.Linear(paths * num_features, dim), nn.GELU(), nn.Linear(dim, 1)
         )
+        # "max": a second head over c' alone, and each head's scale κ (set after training)
+        self.score_cond = (
+            nn.Sequential(nn.Linear(num_features, dim), nn.GELU(), nn.Linear(dim, 1))
+            if score_from == "max"
+            else None
+        )
+        self.score_scales: torch.Tensor | None
+        if score_from == "max":
+            self.register_buffer("score_scales", torch.ones(2))
+        else:
+            self.score_scales = None
 
     def scored(self, x_last: torch.Tensor) -> torch.Tensor:
         """s [N, F]: 1 where the deviation of feature f of node n counts (features.py)."""
@@ -217,11 +241,18 @@ class Detector(nn.Module):
         s = self.scored(x[-1]) * node_mask[-1].unsqueeze(-1)
         return x[-1], out, s
 
-    def score_logit(self, devs: list[torch.Tensor]) -> torch.Tensor:
-        """MLP(log1p([c; c′])) [N]: the learned nonlinear map from deviations to a logit; with
-        ``score_from = "conditional"``, MLP(log1p(c′)) — the history-free deviations alone."""
+    def score_logits(self, devs: list[torch.Tensor]) -> list[torch.Tensor]:
+        """The heads' logits, [N] each: MLP(log1p([c; c′])); with ``score_from =
+        "conditional"`` MLP(log1p(c′)) alone; with ``"max"`` both."""
         used = devs[1:] if self.score_from == "conditional" else devs
-        return self.score(torch.log1p(torch.cat(used, -1))).squeeze(-1)
+        logits = [self.score(torch.log1p(torch.cat(used, -1))).squeeze(-1)]
+        if self.score_cond is not None:
+            logits.append(self.score_cond(torch.log1p(devs[1])).squeeze(-1))
+        return logits
+
+    def head_scores(self, devs: list[torch.Tensor]) -> list[torch.Tensor]:
+        """softplus of each head's logit, [N] each, before the scales κ."""
+        return [torch.nn.functional.softplus(logit) for logit in self.score_logits(devs)]
 
     def forward(
         self,
@@ -236,12 +267,18 @@ class Detector(nn.Module):
             node_features, node_mask, edge_index, edge_weight, edge_features
         )
         devs = [((x_last - x_hat) / sigma * s) ** 2 for x_hat, sigma in paths]  # [N, F] each
-        score = torch.nn.functional.softplus(self.score_logit(devs)) * node_mask[-1]
+        heads = self.head_scores(devs)
         # the explanation is made of the deviations the score reads
         used = devs[1:] if self.score_from == "conditional" else devs
         contrib = used[0] if len(used) == 1 else used[0] + used[1]
+        if len(heads) == 1 or self.score_scales is None:
+            score = heads[0]
+        else:
+            a, b = heads[0] / self.score_scales[0], heads[1] / self.score_scales[1]
+            score = torch.maximum(a, b)
+            contrib = torch.where((b > a).unsqueeze(-1), devs[1], contrib)
         share = contrib / (contrib.sum(-1, keepdim=True) + 1e-6)
-        return score, share
+        return score * node_mask[-1], share
 
 
 __all__ = ["Detector", "sinusoidal_positions"]
