@@ -483,16 +483,13 @@ def calibrate_heads(
     """``score_from = "max"``: sets each head's scale κ to the 0.9-quantile of its score over the
     present nodes of the training samples' last windows (unperturbed), so that the two heads'
     scores are in the same unit — "as unusual as the top tenth of training" — before the max."""
-    per_head: list[list[torch.Tensor]] = []
+    per_head: list[list[torch.Tensor]] = [[] for _ in range(len(model.score_scales))]
     for i in range(0, len(samples), cfg.train.batch_size):
         b = _to(collate(samples[i : i + cfg.train.batch_size], same_time=False), device)
-        x_last, paths, s = model.predict(*b.model_inputs())
-        devs = [((x_last - x_hat) / sigma * s) ** 2 for x_hat, sigma in paths]
+        devs = model.deviations(*model.predict(*b.model_inputs()))
         present = b.node_mask[-1] > 0
-        for k, score in enumerate(model.head_scores(devs)):
-            if len(per_head) <= k:
-                per_head.append([])
-            per_head[k].append(score[present])
+        for scores, score in zip(per_head, model.head_scores(devs), strict=True):
+            scores.append(score[present])
     scales = [
         float(torch.quantile(torch.cat(scores), CALIBRATION_QUANTILE)) if scores else 1.0
         for scores in per_head

@@ -241,6 +241,14 @@ class Detector(nn.Module):
         s = self.scored(x[-1]) * node_mask[-1].unsqueeze(-1)
         return x[-1], out, s
 
+    @staticmethod
+    def deviations(
+        x_last: torch.Tensor, paths: list[tuple[torch.Tensor, torch.Tensor]], s: torch.Tensor
+    ) -> list[torch.Tensor]:
+        """[c, c′] ([N, F] each, one per path): the squared standardised deviations that count,
+        (s ⊙ (x_{T-1} − x̂) / σ̂)²."""
+        return [((x_last - x_hat) / sigma * s) ** 2 for x_hat, sigma in paths]
+
     def score_logits(self, devs: list[torch.Tensor]) -> list[torch.Tensor]:
         """The heads' logits, [N] each: MLP(log1p([c; c′])); with ``score_from =
         "conditional"`` MLP(log1p(c′)) alone; with ``"max"`` both."""
@@ -266,7 +274,7 @@ class Detector(nn.Module):
         x_last, paths, s = self.predict(
             node_features, node_mask, edge_index, edge_weight, edge_features
         )
-        devs = [((x_last - x_hat) / sigma * s) ** 2 for x_hat, sigma in paths]  # [N, F] each
+        devs = self.deviations(x_last, paths, s)
         heads = self.head_scores(devs)
         # the explanation is made of the deviations the score reads
         used = devs[1:] if self.score_from == "conditional" else devs

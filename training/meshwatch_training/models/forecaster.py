@@ -156,15 +156,16 @@ class Forecaster(nn.Module):
         """(q [H, N, M, 3] normalised (q₅₀, q_lo, q_hi), μ_target [N, M], σ_target [N, M])."""
         t, n, _ = node_features.shape
         m = node_mask.unsqueeze(-1)
-        cnt = m.sum(0).clamp(min=1.0)  # [N, 1]
-        mu = (node_features * m).sum(0) / cnt  # [N, F]
-        var = (((node_features - mu) * m) ** 2).sum(0) / cnt
-        sigma = torch.sqrt(var + 1e-12).clamp(min=self.sigma_min)
         if self.robust_norm:
             mu = masked_lower_median(node_features, m)
             sigma = (1.4826 * masked_lower_median((node_features - mu).abs(), m)).clamp(
                 min=self.sigma_min
             )
+        else:
+            cnt = m.sum(0).clamp(min=1.0)  # [N, 1]
+            mu = (node_features * m).sum(0) / cnt  # [N, F]
+            var = (((node_features - mu) * m) ** 2).sum(0) / cnt
+            sigma = torch.sqrt(var + 1e-12).clamp(min=self.sigma_min)
         xn = (node_features - mu) / sigma * m
         phi = self.time(window_start)  # [T, P] or [T, N, P]
         if phi.dim() == 2:
