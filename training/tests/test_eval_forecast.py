@@ -27,14 +27,20 @@ def _series_tl(y: np.ndarray, window_start_ms: np.ndarray | None = None):
     return make_timeline(x, targets=tg, window_start_ms=window_start_ms)
 
 
-def test_perfect_forecast_metrics() -> None:
-    rng = np.random.default_rng(0)
-    tl = _series_tl(rng.normal(10, 2, 50))
+def _exact_forecasts(tl) -> tuple[np.ndarray, np.ndarray]:
+    """(origins: windows 30..44 of 50, pred [50, H, 1, M]: the truth H windows ahead of each)."""
     org = np.zeros(50, bool)
     org[30:45] = True
     pred = np.full((50, H, 1, M), np.nan, np.float32)
     for w in np.flatnonzero(org):
         pred[w, :, 0] = tl.targets[w + 1 : w + 1 + H, 0]
+    return org, pred
+
+
+def test_perfect_forecast_metrics() -> None:
+    rng = np.random.default_rng(0)
+    tl = _series_tl(rng.normal(10, 2, 50))
+    org, pred = _exact_forecasts(tl)
     m = forecast_metrics(pred, tl, H, org)
     r = m["request_rate"][2]
     assert r["count"] == 15 and r["mae"] == 0 and r["rmse"] == 0 and r["r2"] == 1.0
@@ -54,11 +60,7 @@ def test_perfect_forecast_metrics() -> None:
 
 def test_metrics_leave_out_cells_that_start_or_end_in_excluded_windows() -> None:
     tl = _series_tl(np.arange(50, dtype=np.float64))
-    org = np.zeros(50, bool)
-    org[30:45] = True
-    pred = np.full((50, H, 1, M), np.nan, np.float32)
-    for w in np.flatnonzero(org):
-        pred[w, :, 0] = tl.targets[w + 1 : w + 1 + H, 0]
+    org, pred = _exact_forecasts(tl)
     pred[36, 0, 0] += 100.0  # a bad forecast of window 37 from origin 36
     fault = np.zeros(50, bool)
     fault[37:40] = True  # windows 37..39 inside a fault
@@ -75,11 +77,7 @@ def test_benchmark_scores_every_method_on_the_same_cells() -> None:
     from meshwatch_training.benchmark import score_forecasts
 
     tl = _series_tl(np.arange(50, dtype=np.float64))
-    org = np.zeros(50, bool)
-    org[30:45] = True
-    exact = np.full((50, H, 1, M), np.nan, np.float32)
-    for w in np.flatnonzero(org):
-        exact[w, :, 0] = tl.targets[w + 1 : w + 1 + H, 0]
+    org, exact = _exact_forecasts(tl)
     learned = exact.copy()
     learned[40:45] = np.nan  # a learned forecaster leaves some origins out
     persistence = exact + 1.0  # off by one everywhere it forecasts

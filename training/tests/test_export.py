@@ -85,15 +85,18 @@ def test_masked_lower_median_matches_numpy_and_runs_in_onnxruntime() -> None:
             assert float(got[n, f]) == pytest.approx(float(want)), (n, f)
 
     model = Forecaster(F, FE, dim=16, robust_norm=True).eval()
-    t, n, e = 5, 4, 6
-    args = (
-        torch.randn(t, n, F),
-        (torch.rand(t, n) > 0.3).float(),
-        torch.randint(0, n, (2, e)),
-        torch.ones(t, e),
-        torch.randn(t, e, FE),
-        1_700_000_000 + 60 * torch.arange(t),
-    )
+
+    def inputs(t: int, n: int, e: int) -> tuple[torch.Tensor, ...]:
+        return (
+            torch.randn(t, n, F),
+            (torch.rand(t, n) > 0.3).float(),
+            torch.randint(0, n, (2, e)),
+            torch.ones(t, e),
+            torch.randn(t, e, FE),
+            1_700_000_000 + 60 * torch.arange(t),
+        )
+
+    args = inputs(5, 4, 6)
     buf = io.BytesIO()
     torch.onnx.export(
         model,
@@ -105,15 +108,7 @@ def test_masked_lower_median_matches_numpy_and_runs_in_onnxruntime() -> None:
         dynamic_axes=AXES,
     )
     sess = ort.InferenceSession(buf.getvalue(), providers=["CPUExecutionProvider"])
-    t2, n2, e2 = 9, 7, 11  # another T, N and E
-    args2 = (
-        torch.randn(t2, n2, F),
-        (torch.rand(t2, n2) > 0.3).float(),
-        torch.randint(0, n2, (2, e2)),
-        torch.ones(t2, e2),
-        torch.randn(t2, e2, FE),
-        1_700_000_000 + 60 * torch.arange(t2),
-    )
+    args2 = inputs(9, 7, 11)  # another T, N and E
     with torch.no_grad():
         want = model(*args2)
     got = sess.run(None, {k: v.numpy() for k, v in zip(AXES, args2, strict=True)})

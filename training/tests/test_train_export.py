@@ -179,8 +179,7 @@ def test_a_max_score_is_calibrated_exported_and_replayed(sim: pathlib.Path, tmp_
     with torch.no_grad():
         for sample in samples:
             b = collate([sample], same_time=False)
-            x_last, paths, s_mask = model.predict(*b.model_inputs())
-            devs = [((x_last - xh) / sg * s_mask) ** 2 for xh, sg in paths]
+            devs = model.deviations(*model.predict(*b.model_inputs()))
             for k, v in enumerate(model.head_scores(devs)):
                 per_head[k].append(v[b.node_mask[-1] > 0])
         want = torch.stack([torch.quantile(torch.cat(h), 0.9) for h in per_head])
@@ -188,8 +187,7 @@ def test_a_max_score_is_calibrated_exported_and_replayed(sim: pathlib.Path, tmp_
         # the score is the larger calibrated head, the explanation that head's deviations
         b = collate(samples[:3], same_time=False)
         score, share = model(*b.model_inputs())
-        x_last, paths, s_mask = model.predict(*b.model_inputs())
-        devs = [((x_last - xh) / sg * s_mask) ** 2 for xh, sg in paths]
+        devs = model.deviations(*model.predict(*b.model_inputs()))
         a, c = (h / k for h, k in zip(model.head_scores(devs), want, strict=True))
         m = b.node_mask[-1]
         assert torch.allclose(score, torch.maximum(a, c) * m, rtol=1e-5, atol=1e-6)
